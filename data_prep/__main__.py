@@ -1,0 +1,90 @@
+"""`python -m data_prep SOURCE --raw RAW --out OUT`: dump one raw ECG source (or `all`) for ecgjepa.
+
+Dump format and behaviour: see `data_prep/common.py`. Expected raw layouts: see `data_prep/sources.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data_prep.common import default_workers, dump_all, dump_source
+from data_prep.records import DataPrepError
+from data_prep.sources import SOURCES
+
+
+def _folder_help() -> str:
+    return "; ".join(f"{slug}: {' or '.join(spec.folders)}" for slug, spec in SOURCES.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep",
+        description="Dump a raw ECG source into OUT/<source>/ (signals.npy float16 at 500 Hz in canonical "
+        "lead order, index.csv, rejects.csv, meta.json). Resumable: re-run the same command after an "
+        "interruption. Idempotent: a complete dump is left alone unless --force is given.",
+        epilog=f"Folders looked for under --raw with 'all': {_folder_help()}.",
+    )
+    parser.add_argument("source", choices=[*SOURCES, "all"], help="source slug, or 'all'")
+    parser.add_argument(
+        "--raw",
+        type=Path,
+        required=True,
+        help="raw folder of the source (with 'all': the root holding one folder per source)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output root; the dump goes to OUT/<source>/")
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="worker processes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        help="records per part file (default: per source, ~2.5M samples per part, e.g. 500 10-s records)",
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild even if a complete dump exists")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        choices=(500, 100),
+        default=500,
+        help="PTB-XL: records500 (filename_hr, default) or records100 (filename_lr, resampled to 500 Hz)",
+    )
+    parser.add_argument(
+        "--folds", type=int, nargs="+", help="PTB-XL: keep only these strat_folds (default: all)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    kwargs = {
+        "workers": args.workers,
+        "chunk_size": args.chunk_size,
+        "force": args.force,
+        "rate": args.rate,
+        "folds": args.folds,
+        "progress": not args.no_progress,
+    }
+    try:
+        if args.source != "all":
+            dump_source(args.source, args.raw, args.out, **kwargs)
+            return 0
+        outcomes = dump_all(args.raw, args.out, **kwargs)
+    except DataPrepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed = [slug for slug, outcome in outcomes if isinstance(outcome, str)]
+    if failed:
+        print(f"error: failed sources: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

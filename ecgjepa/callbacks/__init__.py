@@ -1,0 +1,7 @@
+"""Lightning callbacks of the pre-training loop."""
+
+from ecgjepa.callbacks.encoder_export import EncoderExport
+from ecgjepa.callbacks.target_momentum import TargetMomentumUpdate
+from ecgjepa.callbacks.weight_decay import WeightDecaySchedule
+
+__all__ = ["EncoderExport", "TargetMomentumUpdate", "WeightDecaySchedule"]

@@ -1,0 +1,1 @@
+"""Datasets, data modules, masks and transforms."""

@@ -1,0 +1,119 @@
+"""Read-only access to the dumps written by ``python -m data_prep`` (lazy memory maps).
+
+A dump directory ``<data_dir>/<source>/`` holds ``signals.npy`` (float16, ``(total_samples, 12)``,
+500 Hz, canonical lead order, not normalised), ``index.csv`` (``record_id, source, start, length,
+fold, fs_original``) and ``meta.json`` (sampling rate, leads, per-lead statistics).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecgjepa.models.config import CANONICAL_LEADS
+
+INDEX_COLUMNS = ("record_id", "start", "length")
+
+
+class DumpError(ValueError):
+    """A dump on disk does not match what the project expects."""
+
+
+def prepare_command(source: str) -> str:
+    return f"make prepare-data SOURCE={source}  (or: python -m data_prep {source} --raw RAW_DIR --out DATA_DIR)"
+
+
+class SourceDump:
+    """One source's dump: the index is read eagerly, the signal array is memory-mapped on first use.
+
+    The memory map is opened lazily so that each DataLoader worker opens its own handle.
+    """
+
+    def __init__(self, root: str | Path, source: str) -> None:
+        self.source = source
+        self.dir = Path(root) / source
+        self.signals_path = self.dir / "signals.npy"
+        if not self.signals_path.is_file():
+            raise FileNotFoundError(
+                f"no dump for source '{source}': {self.signals_path} does not exist. Create it with: "
+                f"{prepare_command(source)}; or point paths.data_dir (env ECGJEPA_DATA_DIR) at your dumps"
+            )
+        self.meta = self._read_meta()
+        self.index = self._read_index()
+        self.starts = self.index["start"].to_numpy(dtype=np.int64)
+        self.lengths = self.index["length"].to_numpy(dtype=np.int64)
+        self._signals: np.ndarray | None = None
+        self._check_array()
+
+    def _read_meta(self) -> dict[str, Any]:
+        path = self.dir / "meta.json"
+        if not path.is_file():
+            raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source)}")
+        meta = json.loads(path.read_text())
+        leads = [str(lead).upper() for lead in meta.get("leads", [])]
+        if leads != list(CANONICAL_LEADS):
+            raise DumpError(f"{path}: leads {meta.get('leads')} differ from the canonical {list(CANONICAL_LEADS)}")
+        return meta
+
+    def _read_index(self) -> pd.DataFrame:
+        path = self.dir / "index.csv"
+        if not path.is_file():
+            raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source)}")
+        index = pd.read_csv(path)
+        missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+        if missing:
+            raise DumpError(f"{path}: missing column(s) {missing}; expected at least {list(INDEX_COLUMNS)}")
+        if index.empty:
+            raise DumpError(f"{path}: the dump holds no records")
+        return index
+
+    def _check_array(self) -> None:
+        arr = np.load(self.signals_path, mmap_mode="r")
+        if arr.dtype != np.float16 or arr.ndim != 2 or arr.shape[1] != len(CANONICAL_LEADS):
+            raise DumpError(
+                f"{self.signals_path}: expected a float16 array of shape (samples, 12), "
+                f"got {arr.dtype} {arr.shape}"
+            )
+        end = int((self.index["start"] + self.index["length"]).max())
+        if end > arr.shape[0] or (self.index["start"] < 0).any() or (self.index["length"] <= 0).any():
+            raise DumpError(
+                f"{self.dir / 'index.csv'} does not match {self.signals_path}: records end at sample {end} "
+                f"but the array has {arr.shape[0]} rows"
+            )
+
+    @property
+    def signals(self) -> np.ndarray:
+        if self._signals is None:
+            self._signals = np.load(self.signals_path, mmap_mode="r")
+        return self._signals
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Never pickle an open memory map into worker processes.
+        return {**self.__dict__, "_signals": None}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def select(self, folds: list[int] | None = None, min_length: int = 0) -> np.ndarray:
+        """Row numbers of records in ``folds`` (if given) with at least ``min_length`` samples."""
+        keep = self.index["length"].to_numpy() >= min_length
+        if folds is not None:
+            if "fold" not in self.index.columns or self.index["fold"].isna().all():
+                raise DumpError(f"{self.dir / 'index.csv'} has no fold column but folds={folds} were asked for")
+            keep &= self.index["fold"].isin(list(folds)).to_numpy()
+        rows = np.flatnonzero(keep)
+        if rows.size == 0:
+            raise DumpError(
+                f"source '{self.source}': no record left after selecting folds={folds} and "
+                f"length >= {min_length} samples"
+            )
+        return rows
+
+    def read(self, row: int, offset: int, length: int) -> np.ndarray:
+        """(length, 12) float16 samples of record ``row`` starting at ``offset``."""
+        start = int(self.starts[row]) + offset
+        return self.signals[start : start + length]

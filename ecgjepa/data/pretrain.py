@@ -1,0 +1,220 @@
+"""Pre-training data: a weighted mixture of memory-mapped source dumps, batched with block masks.
+
+Each batch is a pure function of ``(seed, rank, batch index)``: a source is chosen per sample with
+the configured weights, then a record uniformly (with replacement), then a random crop of
+``channel_size`` samples. That makes runs reproducible, lets each DDP rank draw different samples,
+and lets a resumed run continue the exact sample stream from the restored global step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ecgjepa.data.dumps import DumpError, SourceDump
+from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.data.transforms import normalize
+
+
+@dataclass
+class SourceConfig:
+    """One mixture component. ``mean``/``std`` (canonical lead order) null = the dump's own statistics."""
+
+    weight: float
+    folds: list[int] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    dump: str | None = None  # folder name under data_dir; defaults to the source key
+    notes: str = field(default="")
+
+
+def parse_sources(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceConfig]:
+    """Validate the ``data.sources`` mapping: known keys, 12-value statistics, weights summing to 1."""
+    if not sources:
+        raise ValueError("data.sources is empty: name at least one source with a weight")
+    parsed: dict[str, SourceConfig] = {}
+    for name, spec in sources.items():
+        try:
+            parsed[name] = SourceConfig(**dict(spec))
+        except TypeError as err:
+            raise ValueError(f"data.sources.{name}: {err}") from None
+        cfg = parsed[name]
+        if not cfg.weight > 0:
+            raise ValueError(f"data.sources.{name}.weight must be > 0, got {cfg.weight}")
+        for key in ("mean", "std"):
+            value = getattr(cfg, key)
+            if value is not None and len(value) != 12:
+                raise ValueError(f"data.sources.{name}.{key} must have 12 values (one per lead), got {len(value)}")
+        if cfg.std is not None and min(cfg.std) <= 0:
+            raise ValueError(f"data.sources.{name}.std must be positive, got {cfg.std}")
+    total = math.fsum(cfg.weight for cfg in parsed.values())
+    if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
+        weights = {name: cfg.weight for name, cfg in parsed.items()}
+        raise ValueError(f"data.sources weights must sum to 1, got {total!r} from {weights}")
+    return parsed
+
+
+class MixtureBatches(IterableDataset):
+    """Infinite stream of ``(signals (B, 12, T) float32, keep_idx (B, K), pred_idx (B, M))``.
+
+    Worker ``w`` of ``W`` produces batch indices ``start + w, start + w + W, ...``; the DataLoader
+    returns them round-robin, so the stream is the same for any number of workers.
+    """
+
+    def __init__(
+        self,
+        dumps: dict[str, SourceDump],
+        sources: dict[str, SourceConfig],
+        channel_size: int,
+        batch_size: int,
+        collator: BlockMaskCollator,
+        seed: int = 0,
+        rank: int = 0,
+        start_batch: int = 0,
+    ) -> None:
+        super().__init__()
+        self.names = list(sources)
+        self.dumps = [dumps[name] for name in self.names]
+        self.weights = np.array([sources[name].weight for name in self.names], dtype=np.float64)
+        self.weights /= self.weights.sum()
+        self.rows = [
+            dump.select(sources[name].folds, min_length=channel_size) for name, dump in zip(self.names, self.dumps)
+        ]
+        self.mean = []
+        self.std = []
+        for name, dump in zip(self.names, self.dumps):
+            mean = sources[name].mean if sources[name].mean is not None else dump.meta.get("mean")
+            std = sources[name].std if sources[name].std is not None else dump.meta.get("std")
+            if mean is None or std is None:
+                raise DumpError(f"no normalisation statistics for '{name}': set data.sources.{name}.mean/std")
+            # NOTE(parity): constants are cast to float16 and applied in float16, as the original does.
+            self.mean.append(np.asarray(mean, dtype=np.float16))
+            self.std.append(np.asarray(std, dtype=np.float16))
+        self.channel_size = channel_size
+        self.batch_size = batch_size
+        self.collator = collator
+        self.seed = seed
+        self.rank = rank
+        self.start_batch = start_batch
+
+    def make_batch(self, batch_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.rank, batch_index])
+        choice = rng.choice(len(self.names), size=self.batch_size, p=self.weights)
+        signals = np.empty((self.batch_size, 12, self.channel_size), dtype=np.float32)
+        for i, s in enumerate(choice):
+            dump, rows = self.dumps[s], self.rows[s]
+            row = rows[rng.integers(len(rows))]
+            offset = int(rng.integers(dump.lengths[row] - self.channel_size + 1))
+            x = normalize(dump.read(row, offset, self.channel_size), self.mean[s], self.std[s])
+            if not np.isfinite(x).all():
+                raise DumpError(
+                    f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[row]!r} "
+                    f"(row {row}); the dump must be NaN-free: rebuild it with data_prep"
+                )
+            signals[i] = x.T
+        mask_rng = self.collator.rng_for(batch_index)
+        keep_idx, pred_idx = self.collator.sample(
+            self.batch_size, self.channel_size // self.collator.patch_size, mask_rng
+        )
+        return torch.from_numpy(signals), keep_idx, pred_idx
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        index = self.start_batch + worker
+        while True:
+            yield self.make_batch(index)
+            index += num_workers
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Weighted multi-source pre-training data (spec §3).
+
+    Args:
+        data_dir: folder holding one dump folder per source.
+        sources: ``{name: {weight, folds, mean, std, dump}}``; weights must sum to 1.
+        channel_size: crop length in samples (5000 = 10 s at 500 Hz).
+        batch_size: samples per micro-batch (per device).
+        patch_size, min_block_size, min_keep_ratio, max_keep_ratio: mask parameters.
+        num_workers: loader processes; pin_memory: pin host memory (GPU runs).
+        seed: base seed of the sample and mask streams.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        sources: Mapping[str, Mapping[str, Any]],
+        channel_size: int = 5000,
+        batch_size: int = 2048,
+        patch_size: int = 25,
+        min_block_size: int = 10,
+        min_keep_ratio: float = 0.15,
+        max_keep_ratio: float = 0.25,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        seed: int = 0,
+        sampling_frequency: int = 500,
+        channels: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.sources = parse_sources(sources)
+        self.channel_size = channel_size
+        self.batch_size = batch_size
+        self.mask_args = (patch_size, min_block_size, min_keep_ratio, max_keep_ratio)
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.sampling_frequency = sampling_frequency
+        self.channels = channels
+        self.dumps: dict[str, SourceDump] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.data_dir.is_dir():
+            raise FileNotFoundError(
+                f"data directory {self.data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
+                "and create the dumps with `make prepare-data`"
+            )
+        for name, cfg in self.sources.items():
+            if name not in self.dumps:
+                dump = SourceDump(self.data_dir, cfg.dump or name)
+                fs = dump.meta.get("sampling_frequency")
+                if fs != self.sampling_frequency:
+                    raise DumpError(
+                        f"{dump.dir}: sampling_frequency {fs} Hz, but data.sampling_frequency is "
+                        f"{self.sampling_frequency}"
+                    )
+                self.dumps[name] = dump
+
+    def normalisation(self) -> dict[str, dict[str, list[float]]]:
+        """Per-source normalisation constants actually used (for the encoder export)."""
+        out = {}
+        for name, cfg in self.sources.items():
+            meta = self.dumps[name].meta if name in self.dumps else {}
+            out[name] = {"mean": list(cfg.mean or meta.get("mean", [])), "std": list(cfg.std or meta.get("std", []))}
+        return out
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank = trainer.global_rank if trainer is not None else 0
+        # Micro-batches already consumed: a resumed run continues the same stream.
+        start = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
+        collator = BlockMaskCollator(*self.mask_args, seed=self.seed, rank=rank)
+        dataset = MixtureBatches(
+            self.dumps, self.sources, self.channel_size, self.batch_size, collator, self.seed, rank, start
+        )
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+        )

@@ -1,0 +1,169 @@
+"""``ecgjepa-eval``: PTB-XL evaluation (linear probing, fine-tuning, LP-FT) of a pre-trained encoder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import numpy as np
+import torch
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import ecgjepa
+from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier_state, load_encoder_state
+from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
+from ecgjepa.metrics import per_class_auroc
+from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
+from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
+from ecgjepa.utils.paths import conf_dir, register_resolvers
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def model_names() -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / "model").glob("*.yaml"))
+
+
+def random_init_config(name: str) -> dict[str, Any]:
+    """The resolved ``model`` group option ``name`` (for the random-init baselines)."""
+    cfg = compose(config_name="train", overrides=[f"model={name}"])
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModule:
+    """Resolve ``cfg.encoder`` (see eval.yaml) into a :class:`ClassifierModule`."""
+    protocol = ProtocolConfig.from_dict(cfg.protocol)
+    spec = str(cfg.encoder)
+    common = {
+        "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+        "num_classes": datamodule.num_classes,
+        "multiclass": datamodule.multiclass,
+        "sampling_frequency": datamodule.fs,
+    }
+    if spec in model_names() and not Path(spec).exists():
+        if protocol.requires_eval_checkpoint:
+            raise ValueError(f"protocol={protocol.name} starts from a linear run: set encoder=<linear run dir>")
+        return ClassifierModule(model=random_init_config(spec), source=f"random init ({spec})", **common)
+    path = find_checkpoint(spec)
+    classifier = load_classifier_state(path)
+    if classifier is not None:
+        model_cfg, state, extras = classifier
+        head_matches = any(k.startswith("attn_pool.") for k in state) == protocol.attn_pooling
+        if head_matches and extras["num_classes"] == datamodule.num_classes:
+            log.info("starting from the classifier (encoder + head) of %s", path)
+            return ClassifierModule(model=model_cfg.to_dict(), classifier_state=state, source=str(path), **common)
+        if protocol.requires_eval_checkpoint:
+            raise CheckpointError(
+                f"{path}: its head ({extras['num_classes']} classes) does not fit protocol={protocol.name} "
+                f"on task {datamodule.task} ({datamodule.num_classes} classes)"
+            )
+        log.info("%s: head does not fit this task/protocol; using its encoder only", path)
+        encoder_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        return ClassifierModule(model=model_cfg.to_dict(), encoder_state=encoder_state, source=str(path), **common)
+    if protocol.requires_eval_checkpoint:
+        raise ValueError(f"protocol={protocol.name} starts from a linear run's checkpoint, but {path} is a pre-trained encoder")
+    model_cfg, state, _ = load_encoder_state(path)
+    log.info("evaluating the (target) encoder of %s", path)
+    return ClassifierModule(model=model_cfg.to_dict(), encoder_state=state, source=str(path), **common)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def write_outputs(
+    out_dir: Path, cfg: DictConfig, module: ClassifierModule, datamodule: PTBXLDataModule, best: dict[str, float]
+) -> dict[str, Any]:
+    """``metrics.json`` and ``predictions.npz`` (keys read by the original's bootstrap script)."""
+    val, test = module.results["val"], module.results["test"]
+    test_targets, test_probs = test["targets"].numpy(), test["probabilities"].numpy()
+    per_class = per_class_auroc(test_targets, test_probs)
+    metrics = {
+        "task": datamodule.task,
+        "protocol": module.protocol.name,
+        "encoder": str(cfg.encoder),
+        "seed": cfg.seed,
+        "val_auroc": float(best["val"]),
+        "test_auroc": float(best["test"]),
+        "best_step": best.get("step"),
+        "classes": datamodule.classes,
+        "per_class": [
+            {"class": c, "auroc": float(a), "support": int(s)}
+            for c, a, s in zip(datamodule.classes, per_class, test_targets.sum(axis=0), strict=True)
+        ],
+        "num_records": {name: len(ds) for name, ds in datamodule.datasets.items()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": {
+            "ecgjepa": ecgjepa.__version__, "torch": torch.__version__, "lightning": L.__version__,
+            "python": platform.python_version(),
+        },
+        "git_commit": git_commit(),
+    }
+    np.savez(
+        out_dir / "predictions.npz",
+        val_targets=val["targets"].numpy(), val_predictions=val["probabilities"].numpy(),
+        test_targets=test_targets, test_predictions=test_probs,
+    )
+    tmp = out_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    tmp.replace(out_dir / "metrics.json")
+    return metrics
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate one encoder on one task with one protocol and seed; returns metrics.json's content."""
+    out_dir = Path(cfg.paths.output_dir)
+    if (out_dir / "metrics.json").is_file():
+        log.info("%s already has metrics.json: skipping this finished run", out_dir)
+        return json.loads((out_dir / "metrics.json").read_text())
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("float32_matmul_precision"):
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
+        logger=instantiate_dict(cfg.get("logger")) or False, _convert_="all",
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+    best = {
+        "val": trainer.callback_metrics["test/val_auroc"], "test": trainer.callback_metrics["test/auroc"],
+        "step": int(torch.load(best_path, weights_only=True)["global_step"]) if best_path else trainer.global_step,
+    }
+    if trainer.is_global_zero:
+        metrics = write_outputs(out_dir, cfg, module, datamodule, best)
+        log.info("test macro AUROC %.4f (val %.4f, best step %s)", best["test"], best["val"], best["step"])
+        return metrics
+    return {}
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    if HydraConfig.get().mode.name == "MULTIRUN" and cfg.trainer.get("strategy") == "ddp":
+        raise ValueError("a Hydra multirun cannot launch DDP jobs (trainer=ddp): run the seeds one by one, "
+                         "or use a single device per job")
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

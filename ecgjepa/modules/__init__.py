@@ -1,0 +1,1 @@
+"""LightningModules: JEPA pre-training and PTB-XL evaluation."""

@@ -1,0 +1,126 @@
+"""JEPA pre-training as a LightningModule (ECG-JEPA ``models/JEPA.py`` + the ``pretrain.py`` loop).
+
+The online encoder sees only the context patches; the predictor predicts the target encoder's
+tokens at every other patch; the loss is L1. The target encoder is a frozen copy updated by EMA in
+:class:`ecgjepa.callbacks.TargetMomentumUpdate`; the weight-decay schedule lives in
+:class:`ecgjepa.callbacks.WeightDecaySchedule`; the learning rate follows ``LambdaLR``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
+from ecgjepa.models.layers import gather_tokens
+from ecgjepa.optim import adamw, param_groups
+from ecgjepa.schedules import warmup_cosine
+
+WARMUP_START_LR = 1e-6  # NOTE(parity): the original warms up from 1e-6, not from 0.
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Pre-training optimisation (keys as in ECG-JEPA's pre-training configs)."""
+
+    steps: int = 100_000
+    learning_rate: float = 1e-3
+    final_learning_rate: float = 1e-6
+    learning_rate_warmup_steps: int = 10_000
+    weight_decay: float = 0.01
+    final_weight_decay: float = 0.1
+    opt_betas: tuple[float, float] = (0.9, 0.99)
+    opt_eps: float = 1e-6
+    fused: bool | None = None
+    # Read by the callbacks (kept here so the whole pre-training recipe is one validated block).
+    encoder_momentum: float = 0.998
+    final_encoder_momentum: float = 0.9995
+    ema_update_on: str = "optimizer_step"
+    checkpoint_interval: int = 10_000
+
+    def lr_at(self, step: int) -> float:
+        return warmup_cosine(
+            step,
+            WARMUP_START_LR,
+            self.learning_rate,
+            self.final_learning_rate,
+            self.learning_rate_warmup_steps,
+            self.steps,
+        )
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss is NaN/Inf, before any checkpoint of that state is written."""
+
+
+class JEPAModule(L.LightningModule):
+    """Online encoder + predictor, trained to predict a frozen EMA target encoder's tokens.
+
+    Args:
+        model: the ``model`` config group (sizes; see :class:`ModelConfig`).
+        optim: the ``optim`` config (see :class:`OptimConfig`).
+        compile: wrap encoder, predictor and target encoder in ``torch.compile``.
+    """
+
+    def __init__(self, model: Mapping[str, Any], optim: Mapping[str, Any], compile: bool = False) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_config = ModelConfig.from_dict(model)
+        try:
+            self.optim_config = OptimConfig(
+                **{**dict(optim), "opt_betas": tuple(optim.get("opt_betas", (0.9, 0.99)))}
+            )
+        except TypeError as err:
+            raise ValueError(f"optim: {err}") from None
+        self.encoder = VisionTransformer(self.model_config)
+        self.predictor = Predictor(self.model_config)
+        self.target_encoder = copy.deepcopy(self.encoder)
+        self.target_encoder.requires_grad_(False)
+        self._compile = compile
+
+    def configure_model(self) -> None:
+        if self._compile and not isinstance(self.encoder, torch._dynamo.eval_frame.OptimizedModule):
+            # Context lengths vary per batch (31..50 kept patches): mark them dynamic up front.
+            self.encoder = torch.compile(self.encoder, dynamic=True)
+            self.predictor = torch.compile(self.predictor, dynamic=True)
+            self.target_encoder = torch.compile(self.target_encoder)
+
+    def jepa_loss(
+        self, x: torch.Tensor, keep_idx: torch.Tensor, pred_idx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (L1 loss, target tokens (B, N, D)) for signals x (B, C, T) and masks."""
+        with torch.no_grad():
+            targets = self.target_encoder(x)
+        context = self.encoder(x, keep_idx)
+        predictions = self.predictor(context, keep_idx, pred_idx)
+        return F.l1_loss(predictions, gather_tokens(targets, pred_idx)), targets
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        x, keep_idx, pred_idx = batch
+        loss, targets = self.jepa_loss(x, keep_idx, pred_idx)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at global step {self.global_step} (batch {batch_idx}); "
+                "stopping without writing a checkpoint of this state. The last good checkpoint is kept."
+            )
+        # Collapse diagnostic: spread of the target representation across the batch.
+        target_std = targets.detach().float().std(dim=0).mean()
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/target_std", target_std)
+        self.log("train/keep_ratio", keep_idx.shape[1] / (keep_idx.shape[1] + pred_idx.shape[1]))
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_config
+        groups = param_groups([self.encoder, self.predictor], cfg.weight_decay)
+        optimizer = adamw(groups, cfg.learning_rate, cfg.opt_betas, cfg.opt_eps, cfg.fused)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: cfg.lr_at(step) / cfg.learning_rate
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,44 @@
+"""Optimizer construction shared by pre-training and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
+    """Two AdamW groups: weights of Linear/Conv1d (decayed) and everything else (not decayed).
+
+    Each group carries ``use_weight_decay`` so a weight-decay schedule touches only the first
+    (the flag and the grouping follow ECG-JEPA's ``get_optimizer``).
+    """
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
+    modules = list(modules)
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d)) and m.weight.requires_grad and id(m.weight) not in seen:
+                decay.append(m.weight)
+                seen.add(id(m.weight))
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad and id(p) not in seen:
+                no_decay.append(p)
+                seen.add(id(p))
+    return [
+        {"params": decay, "weight_decay": weight_decay, "use_weight_decay": True},
+        {"params": no_decay, "weight_decay": 0.0, "use_weight_decay": False},
+    ]
+
+
+def adamw(
+    groups: list[dict], lr: float, betas: tuple[float, float], eps: float, fused: bool | None = None
+) -> torch.optim.AdamW:
+    """AdamW; ``fused=None`` picks the fused kernel on CUDA and the foreach one elsewhere."""
+    on_cuda = any(p.is_cuda for g in groups for p in g["params"])
+    if fused is None:
+        fused = on_cuda
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)

@@ -1,0 +1,28 @@
+"""Schedules as pure functions of the step (spec §5.2), so a resumed run needs no schedule state."""
+
+from __future__ import annotations
+
+import math
+
+
+def warmup_cosine(
+    step: int, start: float, peak: float, final: float, warmup_steps: int, total_steps: int
+) -> float:
+    """Linear warm-up from ``start`` to ``peak`` over ``warmup_steps``, then cosine to ``final``.
+
+    NOTE(parity): the cosine denominator is ``total - warmup - 1`` so ``final`` is reached at step
+    ``total - 1``; past ``total`` the value stays at ``final``.
+    """
+    if step < warmup_steps:
+        return start + (peak - start) * step / warmup_steps
+    if step > total_steps:
+        return final
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps - 1)
+    return final + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - final)
+
+
+def linear(step: int, start: float, final: float, total_steps: int) -> float:
+    """Linear ramp from ``start`` to ``final`` over ``total_steps``, constant afterwards."""
+    if step >= total_steps:
+        return final
+    return start + (final - start) * step / total_steps

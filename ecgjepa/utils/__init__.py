@@ -1,0 +1,1 @@
+"""Small helpers: config discovery, Hydra glue, atomic checkpoint IO."""

@@ -1,0 +1,58 @@
+"""Hydra glue: instantiate dict-valued groups (callbacks, loggers) and find resume checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+
+def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` of a mapping such as ``callbacks`` or ``logger``."""
+    if not cfg:
+        return []
+    objects = []
+    for name, entry in cfg.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, DictConfig) or "_target_" not in entry:
+            raise ValueError(f"config entry '{name}' needs a _target_, got {entry}")
+        objects.append(instantiate(entry, _convert_="all"))
+    return objects
+
+
+def checkpoint_is_readable(path: Path) -> bool:
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any failure means "not usable", the caller reports it
+        return False
+    return True
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
+    """Turn ``last`` / a run directory / a file into a checkpoint file to resume from.
+
+    ``last`` looks in ``<output_dir>/checkpoints``; a directory argument is searched the same way
+    (``<dir>/checkpoints`` or the directory itself). The newest *readable* checkpoint wins, so a file
+    half-written by a killed process is skipped.
+    """
+    if ckpt_path in (None, ""):
+        return None
+    target = Path(output_dir) if ckpt_path == "last" else Path(ckpt_path)
+    if target.is_file():
+        return str(target)
+    if not target.is_dir():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path!r}: {target} is neither a checkpoint file nor a run directory"
+        )
+    folder = target / "checkpoints" if (target / "checkpoints").is_dir() else target
+    candidates = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        if checkpoint_is_readable(candidate):
+            return str(candidate)
+    if ckpt_path == "last":
+        return None  # nothing to resume: start fresh
+    raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no readable *.ckpt in {folder}")

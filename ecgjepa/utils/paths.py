@@ -1,0 +1,40 @@
+"""Where the configs and the default data live, for a checkout, an editable or a wheel install."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def conf_dir() -> Path:
+    """The Hydra config folder: the wheel's ``ecgjepa/conf`` if present, else the checkout's ``conf/``."""
+    packaged = PACKAGE_DIR / "conf"
+    if packaged.is_dir():
+        return packaged
+    checkout = PACKAGE_DIR.parent / "conf"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"no Hydra config folder found at {packaged} or {checkout}")
+
+
+def project_root() -> Path:
+    """The checkout root when running from one (editable install), else the current directory."""
+    if (PACKAGE_DIR.parent / "pyproject.toml").is_file():
+        return PACKAGE_DIR.parent
+    return Path(os.getcwd())
+
+
+def register_resolvers() -> None:
+    """``${ecgjepa_root:}``, ``${interactive:}`` (stderr is a terminal), ``${eval_patience:steps,every}``."""
+    if not OmegaConf.has_resolver("ecgjepa_root"):
+        OmegaConf.register_new_resolver("ecgjepa_root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("interactive"):
+        # Progress bars only for a person at a terminal; CI logs and batch jobs stay quiet.
+        OmegaConf.register_new_resolver("interactive", lambda: sys.stderr.isatty())
+    if not OmegaConf.has_resolver("eval_patience"):
+        OmegaConf.register_new_resolver("eval_patience", lambda steps, interval: max(1, int(steps) // int(interval)))

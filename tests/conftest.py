@@ -1,0 +1,77 @@
+"""Shared fixtures: the real data beside the repo, the bundled sample as a dump, composed configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from ecgjepa.utils.paths import conf_dir, register_resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures" / "original"
+
+register_resolvers()
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root as ``make install`` leaves it: ``<root>/sample/ptbxl`` is the bundled sample's dump."""
+    root = tmp_path_factory.mktemp("data")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "ptbxl",
+            "--raw",
+            str(REPO / "sample_data" / "ptbxl"),
+            "--rate",
+            "100",
+            "--out",
+            str(root / "sample"),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
+    return root
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a primary config like the CLI would, with the Hydra runtime set to ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def train_cfg(tmp_path: Path, sample_data_dir: Path):
+    """Factory: a fast CPU pre-training config on the sample dump, writing into ``tmp_path``."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        base = ["debug=fast", f"paths.data_dir={sample_data_dir}"]
+        return compose_config("train", [*base, *overrides], output_dir or tmp_path)
+
+    return make

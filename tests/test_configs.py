@@ -1,0 +1,79 @@
+"""Every config option composes; typos in keys or options fail at start-up with a message naming them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from ecgjepa.utils.paths import conf_dir
+from tests.conftest import compose_config
+
+EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
+PAPER = {
+    "vit_xs_ptbxl": (192, ["ptbxl"], 2048, 1),
+    "vit_xs_mimic": (192, ["mimic_iv_ecg"], 2048, 1),
+    "vit_xs_all": (192, None, 2048, 1),
+    "vit_s_ptbxl": (384, ["ptbxl"], 2048, 1),
+    "vit_s_mimic": (384, ["mimic_iv_ecg"], 2048, 1),
+    "vit_s_all": (384, None, 2048, 1),
+    "vit_b_all": (768, None, 512, 2),
+}
+
+
+def test_every_paper_row_has_an_experiment() -> None:
+    assert sorted(PAPER) == EXPERIMENTS
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_has_the_paper_numbers(name: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"experiment={name}"], tmp_path)
+    dim, sources, batch, accumulate = PAPER[name]
+    assert cfg.model.dim == dim
+    assert cfg.data.batch_size == batch and cfg.trainer.accumulate_grad_batches == accumulate
+    assert cfg.optim.steps == 100_000 and cfg.trainer.max_steps == 100_000
+    assert cfg.optim.learning_rate == 1e-3 and cfg.optim.final_learning_rate == 1e-6
+    assert cfg.optim.learning_rate_warmup_steps == 10_000
+    assert (cfg.optim.weight_decay, cfg.optim.final_weight_decay) == (0.01, 0.1)
+    assert (cfg.optim.encoder_momentum, cfg.optim.final_encoder_momentum) == (0.998, 0.9995)
+    assert list(cfg.optim.opt_betas) == [0.9, 0.99] and cfg.optim.opt_eps == 1e-6
+    if sources is None:
+        assert len(cfg.data.sources) == 10 and sum(s.weight for s in cfg.data.sources.values()) == 1.0
+        assert cfg.data.sources.mimic_iv_ecg.weight == 0.7
+    else:
+        assert list(cfg.data.sources) == sources
+    module = instantiate(cfg.module, _convert_="all") if name.startswith("vit_xs") else None
+    if module is not None:
+        assert sum(p.numel() for p in module.encoder.parameters()) == 3_600_000
+
+
+def test_every_group_option_composes(tmp_path: Path) -> None:
+    for group in ("model", "data", "optim", "trainer", "callbacks", "logger", "debug"):
+        for option in sorted(p.stem for p in (conf_dir() / group).glob("*.yaml")):
+            cfg = compose_config("train", [f"{group}={option}"], tmp_path)
+            assert cfg is not None
+
+
+def test_unknown_group_option_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="vit_xxl"):
+        compose_config("train", ["model=vit_xxl"], tmp_path)
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="learning_rat"):
+        compose_config("train", ["optim.learning_rat=1"], tmp_path)
+
+
+def test_cli_prints_the_paper_configuration_from_any_directory(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ecgjepa.train", "experiment=vit_s_all", "--cfg", "job"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "dim: 384" in out and "batch_size: 2048" in out and "steps: 100000" in out

@@ -1,0 +1,82 @@
+"""Block masks: invariants of spec §3.4, determinism, and bit-exact parity with the original's RNG order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ecgjepa.data.masks import BlockMaskCollator, sample_block_mask
+from tests.conftest import FIXTURES
+
+
+def runs(mask: np.ndarray, value: bool) -> list[int]:
+    lengths, current = [], 0
+    for v in mask:
+        if v == value:
+            current += 1
+        elif current:
+            lengths.append(current)
+            current = 0
+    return [*lengths, current] if current else lengths
+
+
+def test_invariants_over_many_batches() -> None:
+    collator = BlockMaskCollator(25, 10, 0.15, 0.25, seed=3)
+    keep_counts = set()
+    for b in range(150):
+        keep, pred = collator.sample(8, 200, collator.rng_for(b))
+        assert keep.dtype == torch.int64 and pred.dtype == torch.int64
+        keep_counts.add(keep.shape[1])
+        assert 31 <= keep.shape[1] <= 50 and keep.shape[1] + pred.shape[1] == 200
+        for k, p in zip(keep.numpy(), pred.numpy(), strict=True):
+            assert (np.diff(k) > 0).all() and (np.diff(p) > 0).all()  # sorted, unique
+            assert np.intersect1d(k, p).size == 0
+            assert np.union1d(k, p).tolist() == list(range(200))
+            mask = np.ones(200, dtype=bool)
+            mask[k] = False
+            assert min(runs(mask, True)) >= 10  # every masked block >= min_block_size
+    assert len(keep_counts) > 5  # the keep ratio varies between batches
+
+
+def test_one_keep_ratio_per_batch() -> None:
+    collator = BlockMaskCollator(25, 10, 0.15, 0.25)
+    keep, pred = collator.sample(16, 200, np.random.RandomState(0))
+    assert keep.shape == (16, keep.shape[1]) and pred.shape == (16, 200 - keep.shape[1])
+
+
+def test_matches_the_original_masks_bit_for_bit() -> None:
+    golden = np.load(FIXTURES / "golden.npz")
+    keep, pred = BlockMaskCollator(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(1001))
+    np.testing.assert_array_equal(keep.numpy(), golden["keep_idx"])
+    np.testing.assert_array_equal(pred.numpy(), golden["pred_idx"])
+
+
+def test_seeded_per_batch_rank_and_call() -> None:
+    a, b = BlockMaskCollator(25, 10, 0.15, 0.25, seed=1), BlockMaskCollator(25, 10, 0.15, 0.25, seed=1)
+    other_rank = BlockMaskCollator(25, 10, 0.15, 0.25, seed=1, rank=1)
+    batch = [torch.zeros(12, 5000) for _ in range(4)]
+    first_a, first_b, first_r = a(batch), b(batch), other_rank(batch)
+    assert torch.equal(first_a[1], first_b[1])
+    assert not torch.equal(first_a[1], first_r[1]) or first_a[1].shape != first_r[1].shape
+    second_a = a(batch)
+    assert first_a[1].shape != second_a[1].shape or not torch.equal(first_a[1], second_a[1])
+
+
+def test_statistics_resemble_the_original() -> None:
+    rng = np.random.RandomState(5)
+    first = last = 0
+    n = 1500
+    for _ in range(n):
+        keep = sample_block_mask(200, int(np.ceil(rng.uniform(0.15, 0.25) * 200)), 10, rng)
+        first += not keep[0]
+        last += not keep[-1]
+    # The original masks the first patch ~21 % and the last ~23 % of the time (spec §3.4).
+    assert 0.15 < first / n < 0.28 and 0.16 < last / n < 0.30
+
+
+def test_rejects_bad_ratios_and_shapes() -> None:
+    with pytest.raises(ValueError, match="min_keep_ratio"):
+        BlockMaskCollator(25, 10, 0.3, 0.2)
+    with pytest.raises(ValueError, match="multiple of 25"):
+        BlockMaskCollator(25, 10, 0.15, 0.25)([torch.zeros(12, 1001)])

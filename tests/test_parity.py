@@ -1,0 +1,110 @@
+"""Numerical parity with the original ECG-JEPA (../shared/fixtures/original, ViT-XS, CPU float32)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+
+from ecgjepa.checkpoint import load_encoder_state, load_file, load_into, model_config_from_original
+from ecgjepa.data.transforms import normalize
+from ecgjepa.models import VisionTransformer
+from ecgjepa.models.layers import gather_tokens
+from ecgjepa.modules.jepa import JEPAModule
+from tests.conftest import FIXTURES, SHARED
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, np.ndarray]:
+    return dict(np.load(FIXTURES / "golden.npz"))
+
+
+def tensor(golden: dict, key: str) -> torch.Tensor:
+    return torch.from_numpy(golden[key])
+
+
+def jepa_from_original(path) -> JEPAModule:
+    ckpt = load_file(path)
+    cfg = model_config_from_original(ckpt["config"])
+    module = JEPAModule(model=cfg.to_dict(), optim={})
+    load_into(module, ckpt["model"], str(path), strict=True)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def jepa() -> JEPAModule:
+    return jepa_from_original(FIXTURES / "orig_dev_pretrain.pt")
+
+
+def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+def outputs(module: JEPAModule, golden: dict) -> dict[str, torch.Tensor]:
+    x, crop = tensor(golden, "x"), tensor(golden, "x_crop")
+    keep, pred = tensor(golden, "keep_idx"), tensor(golden, "pred_idx")
+    with torch.no_grad():
+        context = module.encoder(x, keep)
+        return {
+            "target_tokens": module.target_encoder(x),
+            "target_tokens_crop": module.target_encoder(crop),
+            "target_registers": module.target_encoder(x, keep_registers=True)[:, :1],
+            "target_registers_crop": module.target_encoder(crop, keep_registers=True)[:, :1],
+            "context_tokens": context,
+            "predictions": module.predictor(context, keep, pred),
+        }
+
+
+def test_import_is_strict_and_bit_identical(jepa: JEPAModule) -> None:
+    ckpt = load_file(FIXTURES / "orig_dev_pretrain.pt")
+    ours = jepa.state_dict()
+    assert list(ours) == list(ckpt["model"])  # same names, same order, nothing extra
+    for key, value in ckpt["model"].items():
+        assert torch.equal(ours[key], value), key
+
+
+def test_every_golden_output_from_the_pretrain_checkpoint(jepa: JEPAModule, golden: dict) -> None:
+    out = outputs(jepa, golden)
+    for key, value in out.items():
+        assert max_abs(value, tensor(golden, key)) <= TOL, key
+    loss = (out["predictions"] - gather_tokens(out["target_tokens"], tensor(golden, "pred_idx"))).abs().mean()
+    assert abs(loss.item() - float(golden["loss"])) <= 1e-6
+
+
+def test_target_encoder_from_the_minified_checkpoint(golden: dict) -> None:
+    cfg, state, extras = load_encoder_state(FIXTURES / "orig_dev_minified.pt")
+    assert extras["layout"] == "original-minified" and len(state) == 51
+    encoder = VisionTransformer(cfg).eval()
+    load_into(encoder, state, "minified", strict=True)
+    with torch.no_grad():
+        assert max_abs(encoder(tensor(golden, "x")), tensor(golden, "target_tokens")) <= TOL
+        assert max_abs(encoder(tensor(golden, "x_crop")), tensor(golden, "target_tokens_crop")) <= TOL
+
+
+@pytest.mark.parametrize("breakage", ["layernorm_reset", "registers_zeroed"])
+def test_a_broken_import_misses_the_golden_outputs(breakage: str, golden: dict) -> None:
+    module = jepa_from_original(FIXTURES / "orig_dev_pretrain.pt")
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if breakage == "layernorm_reset" and "norm" in name:
+                p.fill_(1.0)
+            if breakage == "registers_zeroed" and name.endswith("registers"):
+                p.zero_()
+    out = outputs(module, golden)
+    assert max_abs(out["target_registers"], tensor(golden, "target_registers")) >= 100 * TOL
+    assert max_abs(out["target_tokens"], tensor(golden, "target_tokens")) >= 100 * TOL
+
+
+def test_preprocessing_of_the_real_records_is_bit_exact(golden: dict) -> None:
+    """WFDB read -> float16 -> z-score in float16 arithmetic -> clip: exactly the golden x."""
+    pre = json.loads((FIXTURES / "golden.json").read_text())["preprocessing"]
+    mean, std = np.asarray(pre["mean"], np.float16), np.asarray(pre["std"], np.float16)
+    for row, ecg_id in enumerate(golden["ecg_id"]):
+        signal, _ = wfdb.rdsamp(str(SHARED / "data" / "ptbxl" / "records500" / "00000" / f"{ecg_id:05d}_hr"))
+        x = normalize(signal.astype(np.float16), mean, std).T.astype(np.float32)
+        np.testing.assert_array_equal(x, golden["x"][row])
