@@ -25,8 +25,12 @@ install: $(BIN)/python  ## create .venv, install torch (CPU) + ecgjepa[dev], dum
 sample-data:  ## dump sample_data/ptbxl (real PTB-XL records, 100 Hz -> 500 Hz) into $(DATA_DIR)/sample
 	$(BIN)/python -m data_prep ptbxl --raw sample_data/ptbxl --rate 100 --out $(DATA_DIR)/sample --no-progress
 
-demo: install  ## pre-train a small ViT on the bundled sample on CPU (a few minutes)
+demo: install  ## bundled sample: pre-train ViT-XS (CPU, minutes), attentive probe, AUROC + plots in outputs/demo
+	rm -rf outputs/demo
 	$(BIN)/ecgjepa-train hydra.run.dir=outputs/demo/pretrain
+	$(BIN)/ecgjepa-eval encoder=outputs/demo/pretrain dataset=ptbxl_sample task=superdiagnostic \
+		protocol.steps=300 protocol.checkpoint_interval=50 hydra.run.dir=outputs/demo/linear
+	@echo "demo done: outputs/demo/pretrain/plots, outputs/demo/linear/metrics.json and plots/"
 
 test:  ## run the test suite (real data in ../shared, CPU)
 	$(BIN)/python -m pytest -q

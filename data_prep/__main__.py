@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chunk-size",
         type=int,
-        help="records per part file (default: per source, ~2.5M samples per part, e.g. 500 10-s records)",
+        help="records per part file (default: per source, ~1M samples per part, e.g. 200 10-s records)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if a complete dump exists")
     parser.add_argument(
@@ -51,9 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=500,
         help="PTB-XL: records500 (filename_hr, default) or records100 (filename_lr, resampled to 500 Hz)",
     )
-    parser.add_argument(
-        "--folds", type=int, nargs="+", help="PTB-XL: keep only these strat_folds (default: all)"
-    )
+    parser.add_argument("--folds", type=int, nargs="+", help="PTB-XL: keep only these strat_folds (default: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

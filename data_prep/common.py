@@ -123,16 +123,10 @@ def dump_source(
     if chunk_size is not None and chunk_size < 1:
         raise DataPrepError(f"--chunk-size must be at least 1, got {chunk_size}")
     out_dir = Path(out) / slug
-    options: dict[str, object] = (
-        {"rate": rate, "folds": sorted(folds) if folds else None} if slug == "ptbxl" else {}
-    )
+    options: dict[str, object] = {"rate": rate, "folds": sorted(folds) if folds else None} if slug == "ptbxl" else {}
     parts_dir = out_dir / "parts"
 
-    if (
-        not force
-        and (out_dir / "meta.json").is_file()
-        and all((out_dir / name).is_file() for name in DUMP_FILES)
-    ):
+    if not force and (out_dir / "meta.json").is_file() and all((out_dir / name).is_file() for name in DUMP_FILES):
         meta = json.loads((out_dir / "meta.json").read_text())
         if meta.get("raw_dir") != str(raw) or meta.get("options") != options:
             raise DataPrepError(
@@ -157,9 +151,7 @@ def dump_source(
         log(f"{slug}: resuming, {len(chunks) - len(todo)} of {len(chunks)} parts already done")
     pending_records = sum(len(chunks[i]) for i in todo)
     with _progress(len(refs), len(refs) - pending_records, slug, progress) as bar:
-        _run_chunks(
-            partial(process_record, slug, raw), chunks, todo, parts_dir, workers or default_workers(), bar
-        )
+        _run_chunks(partial(process_record, slug, raw), chunks, todo, parts_dir, workers or default_workers(), bar)
 
     kept, rejected = _assemble(spec, raw, out_dir, parts_dir, len(chunks), options)
     seconds = time.perf_counter() - started
@@ -167,9 +159,7 @@ def dump_source(
     return DumpResult(out_dir, kept, rejected, seconds)
 
 
-def dump_all(
-    root: Path, out: Path, *, log: Log = print, **kwargs: object
-) -> list[tuple[str, DumpResult | str]]:
+def dump_all(root: Path, out: Path, *, log: Log = print, **kwargs: object) -> list[tuple[str, DumpResult | str]]:
     """Dump every source whose folder exists under `root` (names in `SourceSpec.folders`).
 
     A source that fails as a whole (e.g. missing CSV) is reported and the others still run.
@@ -355,6 +345,11 @@ def _assemble(
                     stats.update(signals[np.repeat(selected, part["lengths"])])
     for name, tmp in zip(DUMP_FILES[:3], (signals_tmp, index_tmp, rejects_tmp), strict=True):
         os.replace(tmp, out_dir / name)
+    for name in spec.metadata_files:
+        # The evaluation reads labels and folds from these copies: the dump folder is self-contained.
+        if (raw / name).is_file():
+            shutil.copyfile(raw / name, out_dir / f"{name}.tmp")
+            os.replace(out_dir / f"{name}.tmp", out_dir / name)
 
     moments = stats.result()
     meta = {

@@ -13,8 +13,8 @@ from typing import Literal
 
 TARGET_FS = 500
 # Records per part file are chosen so that one chunk holds about this many 500 Hz samples
-# (~60 MB as float16), which bounds memory for 10-s records and 30-min records alike.
-CHUNK_SAMPLES = 2_500_000
+# (~24 MB as float16), which bounds memory for 10-s records and 30-min records alike.
+CHUNK_SAMPLES = 1_000_000
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 MIMIC_LEADS = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -41,6 +41,7 @@ class SourceSpec:
         layout: expected raw layout, quoted in error messages.
         remove_baseline: NaN-interpolate and high-pass at native fs before resampling (spec §2.3).
         min_length: records shorter than this many 500 Hz samples are rejected.
+        metadata_files: raw metadata files copied next to the dump (PTB-XL: labels and folds).
     """
 
     slug: str
@@ -52,6 +53,7 @@ class SourceSpec:
     layout: str
     remove_baseline: bool = False
     min_length: int = 1
+    metadata_files: tuple[str, ...] = ()
 
     @property
     def default_chunk_size(self) -> int:
@@ -76,6 +78,7 @@ SOURCES: dict[str, SourceSpec] = {
             ("ptbxl",),
             "the PTB-XL release: ptbxl_database.csv plus records500/NNNNN/NNNNN_hr.{hea,dat} "
             "(or records100/NNNNN/NNNNN_lr.{hea,dat} with --rate 100)",
+            metadata_files=("ptbxl_database.csv", "scp_statements.csv"),
         ),
         SourceSpec(
             "mimic_iv_ecg",

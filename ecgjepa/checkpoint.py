@@ -62,9 +62,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
             f"{path}: refused to load: it is not a plain-tensor checkpoint (weights_only=True): {err}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(
-            f"{path}: cannot read the checkpoint (truncated or corrupted?): {err}"
-        ) from None
+        raise CheckpointError(f"{path}: cannot read the checkpoint (truncated or corrupted?): {err}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     return obj
@@ -137,13 +135,20 @@ def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.T
         state = strip_prefix(ckpt["model"], "target_encoder.")
         if not state:
             raise CheckpointError(f"{path}: no target_encoder.* tensors in the original checkpoint")
-        return cfg, state, {"layout": layout, "step": ckpt.get("step"), "preprocess": {}}
+        return (
+            cfg,
+            state,
+            {
+                "layout": layout,
+                "step": ckpt.get("step"),
+                "preprocess": {},
+                "original_sources": list(ckpt["config"].get("datasets", {})),
+            },
+        )
     raise CheckpointError(f"{path}: a {layout} checkpoint holds a classifier, not a pre-trained encoder")
 
 
-def load_into(
-    module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, strict: bool = True
-) -> None:
+def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, strict: bool = True) -> None:
     """Load ``state`` into ``module``; a shape mismatch or (when strict) a missing/unexpected key fails
     with a message naming ``source`` and the offending keys."""
     own = module.state_dict()
@@ -196,10 +201,14 @@ def find_checkpoint(path: str | Path) -> Path:
     for candidate in ("checkpoints/best.ckpt", "encoder/encoder.pt", "checkpoints/last.ckpt", "encoder.pt"):
         if (path / candidate).is_file():
             return path / candidate
-    raise FileNotFoundError(f"encoder={path}: no checkpoints/best.ckpt, encoder/encoder.pt or checkpoints/last.ckpt inside")
+    raise FileNotFoundError(
+        f"encoder={path}: no checkpoints/best.ckpt, encoder/encoder.pt or checkpoints/last.ckpt inside"
+    )
 
 
-def load_classifier_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]] | None:
+def load_classifier_state(
+    path: str | Path,
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]] | None:
     """``(encoder config, classifier state with encoder.* and head keys, extras)`` of an evaluation
     checkpoint (ours or the original's ``<task>_best_chkpt.pt``); None for any other layout."""
     ckpt = load_file(path)
@@ -210,5 +219,9 @@ def load_classifier_state(path: str | Path) -> tuple[ModelConfig, dict[str, torc
         return cfg, state, {"layout": layout, "num_classes": ckpt["hyper_parameters"]["num_classes"]}
     if layout == "original-eval":
         cfg = model_config_from_original(ckpt["config"])
-        return cfg, dict(ckpt["model"]), {"layout": layout, "num_classes": ckpt["eval_config"].get("num_classes")}
+        return (
+            cfg,
+            dict(ckpt["model"]),
+            {"layout": layout, "num_classes": ckpt["eval_config"].get("num_classes")},
+        )
     return None

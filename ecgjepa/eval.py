@@ -13,7 +13,8 @@ import hydra
 import lightning as L
 import numpy as np
 import torch
-from hydra import compose
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -23,6 +24,7 @@ from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier
 from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
 from ecgjepa.metrics import per_class_auroc
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
+from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, register_resolvers
 
@@ -36,7 +38,11 @@ def model_names() -> list[str]:
 
 def random_init_config(name: str) -> dict[str, Any]:
     """The resolved ``model`` group option ``name`` (for the random-init baselines)."""
-    cfg = compose(config_name="train", overrides=[f"model={name}"])
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose(config_name="train", overrides=[f"model={name}"])
+    else:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[f"model={name}"])
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
@@ -68,10 +74,12 @@ def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModu
                 f"on task {datamodule.task} ({datamodule.num_classes} classes)"
             )
         log.info("%s: head does not fit this task/protocol; using its encoder only", path)
-        encoder_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        encoder_state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
         return ClassifierModule(model=model_cfg.to_dict(), encoder_state=encoder_state, source=str(path), **common)
     if protocol.requires_eval_checkpoint:
-        raise ValueError(f"protocol={protocol.name} starts from a linear run's checkpoint, but {path} is a pre-trained encoder")
+        raise ValueError(
+            f"protocol={protocol.name} starts from a linear run's checkpoint; {path} is a pre-trained encoder"
+        )
     model_cfg, state, _ = load_encoder_state(path)
     log.info("evaluating the (target) encoder of %s", path)
     return ClassifierModule(model=model_cfg.to_dict(), encoder_state=state, source=str(path), **common)
@@ -88,7 +96,11 @@ def git_commit() -> str | None:
 
 
 def write_outputs(
-    out_dir: Path, cfg: DictConfig, module: ClassifierModule, datamodule: PTBXLDataModule, best: dict[str, float]
+    out_dir: Path,
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: PTBXLDataModule,
+    best: dict[str, float],
 ) -> dict[str, Any]:
     """``metrics.json`` and ``predictions.npz`` (keys read by the original's bootstrap script)."""
     val, test = module.results["val"], module.results["test"]
@@ -110,15 +122,26 @@ def write_outputs(
         "num_records": {name: len(ds) for name, ds in datamodule.datasets.items()},
         "config": OmegaConf.to_container(cfg, resolve=True),
         "versions": {
-            "ecgjepa": ecgjepa.__version__, "torch": torch.__version__, "lightning": L.__version__,
+            "ecgjepa": ecgjepa.__version__,
+            "torch": torch.__version__,
+            "lightning": L.__version__,
             "python": platform.python_version(),
         },
         "git_commit": git_commit(),
     }
     np.savez(
         out_dir / "predictions.npz",
-        val_targets=val["targets"].numpy(), val_predictions=val["probabilities"].numpy(),
-        test_targets=test_targets, test_predictions=test_probs,
+        val_targets=val["targets"].numpy(),
+        val_predictions=val["probabilities"].numpy(),
+        test_targets=test_targets,
+        test_predictions=test_probs,
+    )
+    plot_roc_curves(test_targets, test_probs, datamodule.classes, out_dir / "plots" / "roc_curves.png")
+    plot_per_class_auroc(
+        datamodule.classes,
+        per_class,
+        [c["support"] for c in metrics["per_class"]],
+        out_dir / "plots" / "per_class_auroc.png",
     )
     tmp = out_dir / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
@@ -139,15 +162,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
-        logger=instantiate_dict(cfg.get("logger")) or False, _convert_="all",
+        cfg.trainer,
+        callbacks=instantiate_dict(cfg.get("callbacks")),
+        logger=instantiate_dict(cfg.get("logger")) or False,
+        _convert_="all",
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
     best = {
-        "val": trainer.callback_metrics["test/val_auroc"], "test": trainer.callback_metrics["test/auroc"],
+        "val": trainer.callback_metrics["test/val_auroc"],
+        "test": trainer.callback_metrics["test/auroc"],
         "step": int(torch.load(best_path, weights_only=True)["global_step"]) if best_path else trainer.global_step,
     }
     if trainer.is_global_zero:
@@ -160,8 +186,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="eval")
 def main(cfg: DictConfig) -> None:
     if HydraConfig.get().mode.name == "MULTIRUN" and cfg.trainer.get("strategy") == "ddp":
-        raise ValueError("a Hydra multirun cannot launch DDP jobs (trainer=ddp): run the seeds one by one, "
-                         "or use a single device per job")
+        raise ValueError(
+            "a Hydra multirun cannot launch DDP jobs (trainer=ddp): run the seeds one by one, "
+            "or use a single device per job"
+        )
     run(cfg)
 
 

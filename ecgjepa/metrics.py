@@ -23,8 +23,7 @@ def _as_tensors(targets: np.ndarray, probs: np.ndarray) -> tuple[torch.Tensor, t
     probs = np.asarray(probs)
     if targets.ndim != 2 or targets.shape != probs.shape:
         raise ValueError(
-            f"targets and probs must be (records, classes) arrays of one shape, got {targets.shape} and "
-            f"{probs.shape}"
+            f"targets and probs must be (records, classes) arrays of one shape, got {targets.shape} and {probs.shape}"
         )
     if not np.isfinite(probs).all():
         raise ValueError("probs contain NaN or infinite values")
@@ -49,18 +48,14 @@ def per_class_auroc(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """One-vs-rest AUROC of every class (column), float64 array of shape (classes,)."""
     preds, target = _as_tensors(targets, probs)
     _check_defined(targets)
-    return multilabel_auroc(
-        preds, target, num_labels=target.shape[1], average="none", validate_args=False
-    ).numpy()
+    return multilabel_auroc(preds, target, num_labels=target.shape[1], average="none", validate_args=False).numpy()
 
 
 def macro_auroc(targets: np.ndarray, probs: np.ndarray) -> float:
     """Unweighted mean of the per-class AUROCs (the tables' "macro AUC")."""
     preds, target = _as_tensors(targets, probs)
     _check_defined(targets)
-    return float(
-        multilabel_auroc(preds, target, num_labels=target.shape[1], average="macro", validate_args=False)
-    )
+    return float(multilabel_auroc(preds, target, num_labels=target.shape[1], average="macro", validate_args=False))
 
 
 def bootstrap_auroc(targets: np.ndarray, probs: np.ndarray, n: int = 100, seed: int = 0) -> dict[str, Any]:

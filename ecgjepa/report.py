@@ -98,12 +98,16 @@ def pooled_bootstrap(runs: list[Run], n_bootstrap: int) -> np.ndarray:
     return np.concatenate(scores)
 
 
+def _seed_order(run: Run) -> tuple[bool, int, str]:
+    return run.seed is None, run.seed or 0, str(run.path)
+
+
 def group_runs(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
-    """Runs keyed by (encoder, task, protocol), keys sorted."""
+    """Runs keyed by (encoder, task, protocol), keys sorted, runs ordered by seed."""
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.encoder, run.task, run.protocol), []).append(run)
-    return {key: groups[key] for key in sorted(groups)}
+    return {key: sorted(groups[key], key=_seed_order) for key in sorted(groups)}
 
 
 def summarise(groups: dict[tuple[str, str, str], list[Run]], n_bootstrap: int = 100) -> pd.DataFrame:
@@ -160,12 +164,8 @@ def plot(groups: dict[tuple[str, str, str], list[Run]], path: Path) -> None:
         ax.scatter(x + offsets, test, color="tab:blue", s=18, zorder=3)
         for offset, run in zip(offsets, members, strict=True):
             seed = "-" if run.seed is None else str(run.seed)
-            ax.annotate(
-                seed, (x + offset, run.test_auroc), xytext=(3, 3), textcoords="offset points", fontsize=7
-            )
-        ax.errorbar(
-            x, test.mean(), yerr=test.std(), fmt="_", color="black", markersize=24, capsize=6, zorder=4
-        )
+            ax.annotate(seed, (x + offset, run.test_auroc), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        ax.errorbar(x, test.mean(), yerr=test.std(), fmt="_", color="black", markersize=24, capsize=6, zorder=4)
     ax.set_xticks(range(len(groups)), ["\n".join(key) for key in groups], fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.set_ylabel("test macro AUROC")
@@ -187,11 +187,12 @@ def build_report(sweep_dir: str | Path, n_bootstrap: int = 100) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="ecgjepa-report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="directory searched recursively for run directories")
-    parser.add_argument(
-        "--n-bootstrap", type=int, default=100, help="bootstrap resamples per run (default 100)"
+    parser = argparse.ArgumentParser(
+        prog="ecgjepa-report",
+        description="Summarise a sweep of evaluation runs as the paper's table entries.",
     )
+    parser.add_argument("sweep_dir", type=Path, help="directory searched recursively for run directories")
+    parser.add_argument("--n-bootstrap", type=int, default=100, help="bootstrap resamples per run (default 100)")
     args = parser.parse_args(argv)
     try:
         markdown = build_report(args.sweep_dir, args.n_bootstrap)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 
 
-def warmup_cosine(
-    step: int, start: float, peak: float, final: float, warmup_steps: int, total_steps: int
-) -> float:
+def warmup_cosine(step: int, start: float, peak: float, final: float, warmup_steps: int, total_steps: int) -> float:
     """Linear warm-up from ``start`` to ``peak`` over ``warmup_steps``, then cosine to ``final``.
 
     NOTE(parity): the cosine denominator is ``total - warmup - 1`` so ``final`` is reached at step

@@ -75,3 +75,34 @@ def train_cfg(tmp_path: Path, sample_data_dir: Path):
         return compose_config("train", [*base, *overrides], output_dir or tmp_path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_run(tmp_path_factory: pytest.TempPathFactory, sample_data_dir: Path) -> Path:
+    """A pre-training run directory of a tiny ViT (5 steps on the sample), shared by the eval tests."""
+    from ecgjepa.train import run
+
+    out = tmp_path_factory.mktemp("pretrain")
+    run(compose_config("train", ["debug=fast", f"paths.data_dir={sample_data_dir}"], out))
+    return out
+
+
+@pytest.fixture
+def eval_cfg(tmp_path: Path, sample_data_dir: Path):
+    """Factory: a short CPU evaluation on the bundled sample, writing into ``tmp_path``."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        base = [
+            "dataset=ptbxl_sample",
+            f"paths.data_dir={sample_data_dir}",
+            "trainer=cpu",
+            "logger=none",
+            "callbacks.lr_monitor=null",
+            "task=superdiagnostic",
+            "protocol.steps=6",
+            "protocol.checkpoint_interval=3",
+            "protocol.batch_size=32",
+        ]
+        return compose_config("eval", [*base, *overrides], output_dir or tmp_path)
+
+    return make

@@ -146,9 +146,7 @@ def test_challenge2021_matches_wfdb(tmp_path: Path, slug: str, folder: str):
     assert (index["fs_original"] == 500).all()
     assert index["length"].tolist() == [wfdb.rdheader(str(raw / name)).sig_len for name in names]
     for position in range(len(names)):
-        np.testing.assert_array_equal(
-            record(signals, index, position), expected_from_wfdb(raw / names[position])
-        )
+        np.testing.assert_array_equal(record(signals, index, position), expected_from_wfdb(raw / names[position]))
 
 
 def test_challenge2021_ptbxl_lowercase_units():
@@ -166,9 +164,7 @@ def test_challenge2020_ptb_1000hz_is_resampled(tmp_path: Path):
     assert index["record_id"].tolist() == ["S0001"]
     assert index["fs_original"].tolist() == [1000]
     assert index["length"].tolist() == [38400 // 2]
-    np.testing.assert_array_equal(
-        record(signals, index, 0), expected_from_wfdb(DATA / "challenge2020/ptb/S0001")
-    )
+    np.testing.assert_array_equal(record(signals, index, 0), expected_from_wfdb(DATA / "challenge2020/ptb/S0001"))
 
 
 def test_mimic_leads_are_matched_by_name(tmp_path: Path):
@@ -184,9 +180,7 @@ def test_mimic_leads_are_matched_by_name(tmp_path: Path):
         dumped = record(signals, index, position)
         for lead in CANONICAL_LEADS:
             native = [name.upper() for name in fields["sig_name"]].index(lead)
-            np.testing.assert_array_equal(
-                dumped[:, CANONICAL_LEADS.index(lead)], x[:, native].astype(np.float16)
-            )
+            np.testing.assert_array_equal(dumped[:, CANONICAL_LEADS.index(lead)], x[:, native].astype(np.float16))
         assert not np.array_equal(dumped[:, 4], dumped[:, 5])
 
 
@@ -200,9 +194,7 @@ def test_code15_keeps_complete_exams_in_csv_order(tmp_path: Path):
     padded = np.pad(sps.resample(ptbxl_1, 4000, axis=0), ((48, 48), (0, 0)))  # a 10-s exam padded to 4096
     partly_zero = complete_a.copy()
     partly_zero[:10, 3] = 0
-    tracings = np.stack([complete_a, padded, partly_zero, complete_b, np.zeros((4096, 12))]).astype(
-        np.float32
-    )
+    tracings = np.stack([complete_a, padded, partly_zero, complete_b, np.zeros((4096, 12))]).astype(np.float32)
     with h5py.File(tmp_path / "exams_part0.hdf5", "w") as f:
         f["tracings"] = tracings
         f["exam_id"] = np.array([10, 30, 50, 20, 0])
@@ -310,9 +302,7 @@ def test_ptbxl_stats_use_training_folds_only(ptbxl_dump: Path):
     assert meta["stats_folds"] == list(PTBXL_STATS_FOLDS)
     training = index[index["fold"] <= 8]
     assert 0 < len(training) < len(index)
-    rows = np.concatenate([record(signals, index, position) for position in training.index]).astype(
-        np.float64
-    )
+    rows = np.concatenate([record(signals, index, position) for position in training.index]).astype(np.float64)
     np.testing.assert_allclose(meta["mean"], rows.mean(axis=0), rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(meta["std"], rows.std(axis=0), rtol=1e-10)
     everything = np.asarray(signals, dtype=np.float64)
@@ -326,9 +316,7 @@ def test_ptbxl_stats_use_training_folds_only(ptbxl_dump: Path):
 
 
 def test_stats_of_other_sources_use_all_records(tmp_path: Path):
-    dump_source(
-        "cpsc", DATA / "challenge2021" / "cpsc_2018", tmp_path, workers=1, chunk_size=3, progress=False
-    )
+    dump_source("cpsc", DATA / "challenge2021" / "cpsc_2018", tmp_path, workers=1, chunk_size=3, progress=False)
     signals, _, meta = load_dump(tmp_path / "cpsc")
     assert meta["stats_folds"] is None
     everything = np.asarray(signals, dtype=np.float64)
@@ -377,9 +365,7 @@ def test_killed_dump_resumes_to_identical_files(tmp_path: Path, ptbxl_raw: Path)
     assert not parts.exists()
 
 
-def test_chunking_and_workers_do_not_change_signals_or_index(
-    tmp_path: Path, ptbxl_raw: Path, ptbxl_dump: Path
-):
+def test_chunking_and_workers_do_not_change_signals_or_index(tmp_path: Path, ptbxl_raw: Path, ptbxl_dump: Path):
     dump_source("ptbxl", ptbxl_raw, tmp_path, workers=2, chunk_size=3, progress=False)
     for name in ("signals.npy", "index.csv", "rejects.csv"):
         assert (tmp_path / "ptbxl" / name).read_bytes() == (ptbxl_dump / name).read_bytes()
@@ -408,9 +394,7 @@ def test_cli_all_runs_every_source_found(tmp_path: Path, ptbxl_raw: Path, capsys
     (root / "mimic_iv_ecg").symlink_to(DATA / "mimic_iv_ecg")
     (root / "cpsc_2018").symlink_to(DATA / "challenge2021" / "cpsc_2018")
     (root / "code15").mkdir()  # no exams.csv: this source fails, the others still run
-    code = main(
-        ["all", "--raw", str(root), "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress"]
-    )
+    code = main(["all", "--raw", str(root), "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 1
     assert "code15: error:" in captured.out
@@ -446,10 +430,7 @@ def test_missing_layout_is_a_clear_error(tmp_path: Path, slug: str, files: list[
 def test_cli_errors_name_the_path(tmp_path: Path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["georgia", "--raw", str(missing), "--out", str(tmp_path / "out")]) == 2
-    assert (
-        f"raw directory {missing} not found; expected a PhysioNet/CinC Challenge 2021"
-        in capsys.readouterr().err
-    )
+    assert f"raw directory {missing} not found; expected a PhysioNet/CinC Challenge 2021" in capsys.readouterr().err
     blocker = tmp_path / "file"
     blocker.write_text("")
     raw = str(DATA / "challenge2021" / "chapman_shaoxing")

@@ -20,12 +20,8 @@ def random_case(seed: int, records: int = 300, classes: int = 6) -> tuple[np.nda
 def test_macro_auroc_equals_sklearn(seed: int) -> None:
     targets, probs = random_case(seed)
     probs[:, :2] = np.round(probs[:, :2], 1)  # ties, which both must handle alike
-    assert macro_auroc(targets, probs) == pytest.approx(
-        roc_auc_score(targets, probs, average="macro"), abs=1e-6
-    )
-    np.testing.assert_allclose(
-        per_class_auroc(targets, probs), roc_auc_score(targets, probs, average=None), atol=1e-6
-    )
+    assert macro_auroc(targets, probs) == pytest.approx(roc_auc_score(targets, probs, average="macro"), abs=1e-6)
+    np.testing.assert_allclose(per_class_auroc(targets, probs), roc_auc_score(targets, probs, average=None), atol=1e-6)
 
 
 def test_one_hot_targets_equal_sklearn_ovr() -> None:

@@ -98,9 +98,7 @@ def test_bad_inputs_are_named() -> None:
 
 
 def test_xavier_init_is_an_option() -> None:
-    cfg = ModelConfig(
-        dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=2, pred_num_heads=2, init="xavier_uniform"
-    )
+    cfg = ModelConfig(dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=2, pred_num_heads=2, init="xavier_uniform")
     w = VisionTransformer(cfg).blocks[0].mlp.fc1.weight
     bound = (6 / (32 + 128)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound

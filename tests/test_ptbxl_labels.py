@@ -63,9 +63,7 @@ def test_st_mem_is_the_single_superclass_subset(labels: dict[str, tuple]) -> Non
     database = pd.read_csv(PTBXL / "ptbxl_database.csv", index_col="ecg_id")
     statements = pd.read_csv(PTBXL / "scp_statements.csv", index_col=0)
     superclass = statements.loc[statements.diagnostic == 1, "diagnostic_class"].dropna()
-    supers = database.scp_codes.map(
-        lambda s: {superclass[k] for k in ast.literal_eval(s) if k in superclass.index}
-    )
+    supers = database.scp_codes.map(lambda s: {superclass[k] for k in ast.literal_eval(s) if k in superclass.index})
     single = supers[supers.map(len) == 1]
 
     ecg_ids, classes, targets, folds = labels["st_mem"]

@@ -24,9 +24,7 @@ def test_lead_permutation_identity_is_case_insensitive():
 def test_lead_permutation_reorders_mimic_by_name():
     x = np.tile(np.arange(12), (3, 1))  # column j holds j, i.e. the native position
     reordered = x[:, lead_permutation(MIMIC_ORDER)]
-    assert [MIMIC_ORDER[j] for j in reordered[0]] == list(MIMIC_ORDER[:4]) + ["aVL", "aVF"] + list(
-        MIMIC_ORDER[6:]
-    )
+    assert [MIMIC_ORDER[j] for j in reordered[0]] == list(MIMIC_ORDER[:4]) + ["aVL", "aVF"] + list(MIMIC_ORDER[6:])
     assert [MIMIC_ORDER[j].upper() for j in reordered[0]] == list(CANONICAL_LEADS)
 
 
@@ -84,9 +82,7 @@ def test_remove_baseline_wander_removes_slow_keeps_fast():
 def test_remove_baseline_wander_is_scipy_filtfilt():
     x = np.random.default_rng(1).standard_normal((1000, 12)).astype(np.float16)
     b, a = sps.butter(4, 0.5, btype="highpass", fs=257)
-    np.testing.assert_array_equal(
-        remove_baseline_wander(x, 257), sps.filtfilt(b, a, x, axis=0).astype(np.float16)
-    )
+    np.testing.assert_array_equal(remove_baseline_wander(x, 257), sps.filtfilt(b, a, x, axis=0).astype(np.float16))
 
 
 @pytest.mark.parametrize(

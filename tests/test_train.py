@@ -37,9 +37,7 @@ def test_target_moves_only_by_the_ema_rule(train_cfg, tmp_path: Path) -> None:
     """After one step: target = lerp(initial target, new online encoder, 1 - m(0)); never a gradient."""
     from hydra.utils import instantiate
 
-    cfg = train_cfg(
-        "trainer.max_steps=1", "optim.steps=10", "callbacks.model_checkpoint.every_n_train_steps=1"
-    )
+    cfg = train_cfg("trainer.max_steps=1", "optim.steps=10", "callbacks.model_checkpoint.every_n_train_steps=1")
     torch.manual_seed(0)
     initial = instantiate(cfg.module, _convert_="all")
     run(cfg)
@@ -64,9 +62,7 @@ def test_resume_reaches_the_same_weights(train_cfg, tmp_path: Path) -> None:
     run(train_cfg(*common, "trainer.max_steps=3", output_dir=tmp_path / "killed"))
     run(train_cfg(*common, "trainer.max_steps=6", "ckpt_path=last", output_dir=tmp_path / "killed"))
     straight, resumed = last_state(tmp_path / "straight"), last_state(tmp_path / "killed")
-    assert (
-        torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
-    )
+    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
 
@@ -77,16 +73,12 @@ def test_bf16_mixed_on_cpu(train_cfg) -> None:
 
 
 def test_vit_b_runs_two_steps(train_cfg) -> None:
-    metrics = run(
-        train_cfg("model=vit_b", "trainer.max_steps=2", "data.batch_size=2", "callbacks.encoder_export=null")
-    )
+    metrics = run(train_cfg("model=vit_b", "trainer.max_steps=2", "data.batch_size=2", "callbacks.encoder_export=null"))
     assert np.isfinite(metrics["train/loss"])
 
 
 def test_forward_ema_mode_with_accumulation(train_cfg) -> None:
-    metrics = run(
-        train_cfg("optim.ema_update_on=forward", "trainer.accumulate_grad_batches=2", "trainer.max_steps=2")
-    )
+    metrics = run(train_cfg("optim.ema_update_on=forward", "trainer.accumulate_grad_batches=2", "trainer.max_steps=2"))
     # momentum is indexed by micro-batch: after 2 optimizer steps x 2 micro-batches, k = 3
     assert metrics["train/momentum"] == pytest.approx(0.998 + 0.0015 * 3 / 5)
 

@@ -15,9 +15,7 @@ class WeightDecaySchedule(L.Callback):
     The value is a pure function of ``trainer.global_step``, so resuming needs no extra state.
     """
 
-    def __init__(
-        self, weight_decay: float = 0.01, final_weight_decay: float = 0.1, steps: int = 100_000
-    ) -> None:
+    def __init__(self, weight_decay: float = 0.01, final_weight_decay: float = 0.1, steps: int = 100_000) -> None:
         self.start = weight_decay
         self.final = final_weight_decay
         self.steps = steps

@@ -75,8 +75,7 @@ class SourceDump:
         arr = np.load(self.signals_path, mmap_mode="r")
         if arr.dtype != np.float16 or arr.ndim != 2 or arr.shape[1] != len(CANONICAL_LEADS):
             raise DumpError(
-                f"{self.signals_path}: expected a float16 array of shape (samples, 12), "
-                f"got {arr.dtype} {arr.shape}"
+                f"{self.signals_path}: expected a float16 array of shape (samples, 12), got {arr.dtype} {arr.shape}"
             )
         end = int((self.index["start"] + self.index["length"]).max())
         if end > arr.shape[0] or (self.index["start"] < 0).any() or (self.index["length"] <= 0).any():

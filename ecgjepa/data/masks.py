@@ -19,9 +19,7 @@ import numpy as np
 import torch
 
 
-def sample_block_mask(
-    num_patches: int, num_keep: int, min_block_size: int, rng: np.random.RandomState
-) -> np.ndarray:
+def sample_block_mask(num_patches: int, num_keep: int, min_block_size: int, rng: np.random.RandomState) -> np.ndarray:
     """Return a boolean array of ``num_patches`` where True marks a context (kept) patch."""
     num_mask = num_patches - num_keep
     intervals: list[tuple[int, int]] = [(0, num_patches)]
@@ -70,9 +68,7 @@ class BlockMaskCollator:
         rank: int = 0,
     ) -> None:
         if not 0 < min_keep_ratio <= max_keep_ratio < 1:
-            raise ValueError(
-                f"need 0 < min_keep_ratio <= max_keep_ratio < 1, got {min_keep_ratio}, {max_keep_ratio}"
-            )
+            raise ValueError(f"need 0 < min_keep_ratio <= max_keep_ratio < 1, got {min_keep_ratio}, {max_keep_ratio}")
         self.patch_size = patch_size
         self.min_block_size = min_block_size
         self.min_keep_ratio = min_keep_ratio
@@ -87,9 +83,7 @@ class BlockMaskCollator:
         """Draw one batch of masks: (keep_idx (B, K), pred_idx (B, N - K)), int64, sorted."""
         keep_ratio = rng.uniform(self.min_keep_ratio, self.max_keep_ratio)
         num_keep = math.ceil(keep_ratio * num_patches)
-        keep = np.stack([
-            sample_block_mask(num_patches, num_keep, self.min_block_size, rng) for _ in range(batch_size)
-        ])
+        keep = np.stack([sample_block_mask(num_patches, num_keep, self.min_block_size, rng) for _ in range(batch_size)])
         positions = np.arange(num_patches)
         keep_idx = np.broadcast_to(positions, keep.shape)[keep].reshape(batch_size, num_keep)
         pred_idx = np.broadcast_to(positions, keep.shape)[~keep].reshape(batch_size, num_patches - num_keep)

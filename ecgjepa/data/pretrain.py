@@ -86,11 +86,12 @@ class MixtureBatches(IterableDataset):
         self.weights = np.array([sources[name].weight for name in self.names], dtype=np.float64)
         self.weights /= self.weights.sum()
         self.rows = [
-            dump.select(sources[name].folds, min_length=channel_size) for name, dump in zip(self.names, self.dumps)
+            dump.select(sources[name].folds, min_length=channel_size)
+            for name, dump in zip(self.names, self.dumps, strict=True)
         ]
         self.mean = []
         self.std = []
-        for name, dump in zip(self.names, self.dumps):
+        for name, dump in zip(self.names, self.dumps, strict=True):
             mean = sources[name].mean if sources[name].mean is not None else dump.meta.get("mean")
             std = sources[name].std if sources[name].std is not None else dump.meta.get("std")
             if mean is None or std is None:

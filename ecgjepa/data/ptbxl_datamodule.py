@@ -126,14 +126,20 @@ class PTBXLDataModule(L.LightningDataModule):
         ecg_ids, classes, targets, folds = load_labels(self.metadata_dir, self.task)
         dump = SourceDump(self.data_dir, self.dump_name)
         if dump.meta.get("sampling_frequency") != self.fs:
-            raise DumpError(f"{dump.dir}: sampling_frequency {dump.meta.get('sampling_frequency')} Hz, expected {self.fs}")
+            raise DumpError(
+                f"{dump.dir}: sampling_frequency {dump.meta.get('sampling_frequency')} Hz, expected {self.fs}"
+            )
         row_of = {int(r): i for i, r in enumerate(dump.index["record_id"].to_numpy())}
         present = np.array([int(e) in row_of for e in ecg_ids])
         if not present.any():
             raise DumpError(f"none of the labelled PTB-XL records of {self.metadata_dir} is in {dump.dir}")
         if not present.all():
-            log.info("PTB-XL: %d of %d labelled records are not in the dump; using %d", (~present).sum(),
-                     len(present), present.sum())
+            log.info(
+                "PTB-XL: %d of %d labelled records are not in the dump; using %d",
+                (~present).sum(),
+                len(present),
+                present.sum(),
+            )
         ecg_ids, targets, folds = ecg_ids[present], targets[present], folds[present]
         rows = np.array([row_of[int(e)] for e in ecg_ids])
         short = dump.lengths[rows] < self.length
@@ -141,7 +147,9 @@ class PTBXLDataModule(L.LightningDataModule):
             raise DumpError(f"{dump.dir}: {short.sum()} PTB-XL record(s) shorter than {self.length} samples")
         splits = split_by_folds(folds, self.val_fold, self.test_fold)
         for split, fold in (("validation", self.val_fold), ("test", self.test_fold)):
-            check_classes_present(targets[splits["val" if split == "validation" else "test"]], f"{split} fold {fold}", classes)
+            check_classes_present(
+                targets[splits["val" if split == "validation" else "test"]], f"{split} fold {fold}", classes
+            )
         self.classes = classes
         self.ecg_ids = {name: ecg_ids[idx] for name, idx in splits.items()}
         self.mean, self.std = train_statistics(dump, rows[splits["train"]], self.length)

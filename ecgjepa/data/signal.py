@@ -102,7 +102,5 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
         return x
     num = int(x.shape[0] * fs_out / fs_in)
     if num < 1:
-        raise ValueError(
-            f"resampling {x.shape[0]} samples from {fs_in} Hz to {fs_out} Hz leaves {num} samples"
-        )
+        raise ValueError(f"resampling {x.shape[0]} samples from {fs_in} Hz to {fs_out} Hz leaves {num} samples")
     return sps.resample(x.astype(np.float64), num, axis=0).astype(x.dtype, copy=False)

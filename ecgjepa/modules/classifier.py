@@ -57,8 +57,12 @@ class ProtocolConfig:
 
     def lr_at(self, step: int) -> float:
         return warmup_cosine(
-            step, WARMUP_START_LR, self.learning_rate, self.final_learning_rate,
-            self.learning_rate_warmup_steps, self.steps,
+            step,
+            WARMUP_START_LR,
+            self.learning_rate,
+            self.final_learning_rate,
+            self.learning_rate_warmup_steps,
+            self.steps,
         )
 
 

@@ -66,16 +66,23 @@ class JEPAModule(L.LightningModule):
         model: the ``model`` config group (sizes; see :class:`ModelConfig`).
         optim: the ``optim`` config (see :class:`OptimConfig`).
         compile: wrap encoder, predictor and target encoder in ``torch.compile``.
+        data, accumulate_grad_batches: recorded with the checkpoint (provenance, conversion to the
+            original layout); not used for training.
     """
 
-    def __init__(self, model: Mapping[str, Any], optim: Mapping[str, Any], compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        optim: Mapping[str, Any],
+        compile: bool = False,
+        data: Mapping[str, Any] | None = None,
+        accumulate_grad_batches: int = 1,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model_config = ModelConfig.from_dict(model)
         try:
-            self.optim_config = OptimConfig(
-                **{**dict(optim), "opt_betas": tuple(optim.get("opt_betas", (0.9, 0.99)))}
-            )
+            self.optim_config = OptimConfig(**{**dict(optim), "opt_betas": tuple(optim.get("opt_betas", (0.9, 0.99)))})
         except TypeError as err:
             raise ValueError(f"optim: {err}") from None
         self.encoder = VisionTransformer(self.model_config)
@@ -120,7 +127,5 @@ class JEPAModule(L.LightningModule):
         cfg = self.optim_config
         groups = param_groups([self.encoder, self.predictor], cfg.weight_decay)
         optimizer = adamw(groups, cfg.learning_rate, cfg.opt_betas, cfg.opt_eps, cfg.fused)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cfg.lr_at(step) / cfg.learning_rate
-        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cfg.lr_at(step) / cfg.learning_rate)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

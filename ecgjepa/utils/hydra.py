@@ -45,9 +45,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     if target.is_file():
         return str(target)
     if not target.is_dir():
-        raise FileNotFoundError(
-            f"ckpt_path={ckpt_path!r}: {target} is neither a checkpoint file nor a run directory"
-        )
+        raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: {target} is neither a checkpoint file nor a run directory")
     folder = target / "checkpoints" if (target / "checkpoints").is_dir() else target
     candidates = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:

@@ -1,0 +1,85 @@
+"""PNG figures written into run directories (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+PRETRAIN_PANELS = (
+    ("train/loss", "L1 loss"),
+    ("lr-AdamW", "learning rate"),
+    ("train/weight_decay", "weight decay"),
+    ("train/momentum", "EMA momentum"),
+    ("train/target_std", "target std across batch (collapse if -> 0)"),
+    ("probe/val_auroc", "online probe: val macro AUROC"),
+)
+
+
+def plot_pretrain_curves(metrics_csv: Path, out: Path) -> Path | None:
+    """One panel per logged pre-training curve present in a Lightning ``metrics.csv``."""
+    if not metrics_csv.is_file():
+        return None
+    df = pd.read_csv(metrics_csv)
+    panels = [(key, title) for key, title in PRETRAIN_PANELS if key in df.columns and df[key].notna().any()]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        rows = df[["step", key]].dropna()
+        ax.plot(rows["step"], rows[key], marker="o" if len(rows) < 20 else None, lw=1.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_roc_curves(targets: np.ndarray, probs: np.ndarray, classes: Sequence[str], out: Path, k: int = 5) -> Path:
+    """ROC curves of the ``k`` classes with the most positives (the five superclasses for those tasks)."""
+    support = targets.sum(axis=0)
+    order = np.argsort(-support)[:k]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for c in order:
+        if 0 < support[c] < len(targets):
+            fpr, tpr, _ = roc_curve(targets[:, c], probs[:, c])
+            ax.plot(fpr, tpr, lw=1.4, label=f"{classes[c]} (n={int(support[c])})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("test ROC curves", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_per_class_auroc(classes: Sequence[str], aurocs: Sequence[float], support: Sequence[int], out: Path) -> Path:
+    """Horizontal bars of test AUROC per class, labelled with the SCP code and its test support."""
+    order = np.argsort(aurocs)
+    height = max(2.5, 0.22 * len(classes) + 1)
+    fig, ax = plt.subplots(figsize=(6, height))
+    labels = [f"{classes[i]} (n={support[i]})" for i in order]
+    values = np.nan_to_num(np.asarray(aurocs, dtype=float)[order], nan=0.0)
+    ax.barh(labels, values, color="tab:blue")
+    ax.axvline(0.5, color="k", lw=0.8, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test AUROC")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,190 @@
+"""PTB-XL evaluation end to end on the bundled real sample: protocols, encoders, outputs, crops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ecgjepa.checkpoint import CheckpointError
+from ecgjepa.embed import main as embed_main
+from ecgjepa.eval import run
+from ecgjepa.models import ModelConfig
+from ecgjepa.modules.classifier import ClassifierModule, crop_batch
+from tests.conftest import FIXTURES
+
+PROTOCOL_LINEAR = {"name": "linear", "frozen": True, "attn_pooling": True}
+
+
+def check_outputs(out: Path, classes: int) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    predictions = np.load(out / "predictions.npz")
+    assert set(predictions.files) == {"val_targets", "val_predictions", "test_targets", "test_predictions"}
+    assert predictions["test_predictions"].shape == predictions["test_targets"].shape
+    assert predictions["test_targets"].shape[1] == classes == len(metrics["classes"])
+    expected = roc_auc_score(predictions["test_targets"], predictions["test_predictions"], average="macro")
+    assert metrics["test_auroc"] == pytest.approx(expected, abs=1e-5)
+    assert {"class", "auroc", "support"} <= set(metrics["per_class"][0])
+    assert metrics["versions"]["torch"] and "config" in metrics
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    return metrics
+
+
+def test_linear_probe_end_to_end(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:
+    metrics = run(eval_cfg(f"encoder={tiny_encoder_run}"))
+    check_outputs(tmp_path, 5)
+    assert metrics["classes"] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    assert metrics["protocol"] == "linear"
+    assert 0 <= metrics["test_auroc"] <= 1
+
+
+def test_finetune_and_lpft_start_from_the_linear_head(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:
+    run(eval_cfg(f"encoder={tiny_encoder_run}", output_dir=tmp_path / "linear"))
+    metrics = run(eval_cfg("protocol=finetune", f"encoder={tiny_encoder_run}", output_dir=tmp_path / "ft"))
+    assert metrics["protocol"] == "finetune"
+    best = torch.load(tmp_path / "linear" / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    cfg = eval_cfg("protocol=finetune_after_linear", f"encoder={tmp_path / 'linear'}", output_dir=tmp_path / "lpft")
+    from hydra.utils import instantiate
+
+    from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
+    from ecgjepa.eval import build_module
+
+    dm: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
+    dm.setup()
+    module = build_module(cfg, dm)
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, best[key]), key  # the linear run's encoder *and* attentive head
+    metrics = run(cfg)
+    check_outputs(tmp_path / "lpft", 5)
+
+
+def test_finetune_after_linear_refuses_a_pretrained_encoder(eval_cfg, tiny_encoder_run: Path) -> None:
+    with pytest.raises(ValueError, match="starts from a linear run"):
+        run(eval_cfg("protocol=finetune_after_linear", f"encoder={tiny_encoder_run}"))
+
+
+def test_random_init_baseline_and_st_mem(eval_cfg, tmp_path: Path) -> None:
+    # In the 500-record sample, fold 10 has no single-label HYP record: test on fold 8 instead.
+    metrics = run(eval_cfg("encoder=vit_tiny", "task=st_mem", "dataset.test_fold=8"))
+    targets = np.load(tmp_path / "predictions.npz")["test_targets"]
+    assert (targets.sum(axis=1) == 1).all()  # single-label records only
+    assert metrics["task"] == "st_mem"
+
+
+@pytest.mark.parametrize("name", ["orig_dev_minified.pt", "orig_dev_pretrain.pt"])
+def test_original_checkpoints_are_accepted(eval_cfg, name: str, tmp_path: Path) -> None:
+    metrics = run(eval_cfg(f"encoder={FIXTURES / name}", "protocol.steps=2", "protocol.checkpoint_interval=2"))
+    assert 0 <= metrics["test_auroc"] <= 1
+
+
+def test_a_class_without_positives_in_a_fold_is_named(eval_cfg) -> None:
+    with pytest.raises(ValueError, match="class 'HYP' has no positive record in the test fold 10"):
+        run(eval_cfg("encoder=vit_tiny", "task=st_mem"))
+
+
+def test_finished_run_is_skipped(eval_cfg, tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").write_text(json.dumps({"test_auroc": 0.5}))
+    assert run(eval_cfg("encoder=vit_tiny")) == {"test_auroc": 0.5}
+
+
+def test_size_mismatch_is_refused(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:
+    export = torch.load(tiny_encoder_run / "encoder" / "encoder.pt", weights_only=True)
+    export["model_config"]["dim"] = 64
+    torch.save(export, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="size mismatch"):
+        run(eval_cfg(f"encoder={tmp_path / 'bad.pt'}"))
+
+
+def test_seven_crops_and_logit_averaging() -> None:
+    x = torch.arange(2 * 12 * 5000, dtype=torch.float32).view(2, 12, 5000)
+    crops = crop_batch(x, 1250, 625)
+    assert crops.shape == (2, 7, 12, 1250)
+    assert torch.equal(crops[1, 3], x[1, :, 1875:3125])
+    cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
+    module = ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, num_classes=3).eval()
+    with torch.no_grad():
+        per_crop = torch.stack([module.model(crops[:, k]) for k in range(7)], dim=1)
+        torch.testing.assert_close(module(x), per_crop.mean(dim=1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="longer than the record"):
+        crop_batch(x[..., :1000], 1250, 625)
+
+
+def test_embed_reproduces_the_golden_tokens(tmp_path: Path) -> None:
+    golden = np.load(FIXTURES / "golden.npz")
+    for key, target in (("x", "target_tokens"), ("x_crop", "target_tokens_crop")):
+        np.save(tmp_path / f"{key}.npy", golden[key])
+        for ckpt in ("orig_dev_minified.pt", "orig_dev_pretrain.pt"):
+            out = tmp_path / f"{key}_{ckpt}.npy"
+            embed_main(
+                [
+                    f"encoder={FIXTURES / ckpt}",
+                    f"input={tmp_path / f'{key}.npy'}",
+                    f"output={out}",
+                    "tokens=true",
+                    "normalize=false",
+                ]
+            )
+            assert np.abs(np.load(out) - golden[target]).max() <= 1e-5
+
+
+def test_embed_wfdb_folder_resamples_and_normalises(tmp_path: Path, tiny_encoder_run: Path) -> None:
+    from tests.conftest import SHARED
+
+    out = tmp_path / "z.npy"
+    embed_main(
+        [
+            f"encoder={tiny_encoder_run}",
+            f"input={SHARED / 'data' / 'ptbxl' / 'records100' / '01000'}",
+            f"output={out}",
+        ]
+    )
+    assert np.load(out).shape == (2, 32)
+
+
+@pytest.mark.slow
+def test_seed_sweep_and_report(tmp_path: Path, sample_data_dir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ecgjepa.report import main as report_main
+    from tests.conftest import REPO
+
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ecgjepa.eval",
+        "-m",
+        "seed=0,1",
+        "encoder=vit_tiny",
+        "dataset=ptbxl_sample",
+        "trainer=cpu",
+        "logger=none",
+        "callbacks.lr_monitor=null",
+        "task=superdiagnostic",
+        "protocol.steps=3",
+        "protocol.checkpoint_interval=3",
+        "protocol.batch_size=32",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "ECGJEPA_DATA_DIR": str(sample_data_dir), "PYTHONPATH": str(REPO)}
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in sweep.glob("*/metrics.json"))
+    assert seeds == [0, 1]
+    report_main([str(sweep)])
+    table = (sweep / "report.md").read_text()
+    aucs = [json.loads(p.read_text())["test_auroc"] for p in sweep.glob("*/metrics.json")]
+    from ecgjepa.report import paper_format
+
+    assert paper_format(float(np.mean(aucs)), float(np.std(aucs))) in table
+    assert (sweep / "report.png").is_file()
+    # Re-running the sweep skips the finished seeds.
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0
+    assert (rerun.stdout + rerun.stderr).count("skipping this finished run") == 2
