@@ -8,7 +8,7 @@ SOURCE ?= all
 # The CPU wheel of PyTorch that lies on this kind of machine; users with CUDA install their own torch first.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install sample-data demo test lint format prepare-data bench clean
+.PHONY: help install sample-data demo reproduce-small test lint format prepare-data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -30,7 +30,11 @@ demo: install  ## bundled sample: pre-train ViT-XS (CPU, minutes), attentive pro
 	$(BIN)/ecgjepa-train hydra.run.dir=outputs/demo/pretrain
 	$(BIN)/ecgjepa-eval encoder=outputs/demo/pretrain dataset=ptbxl_sample task=superdiagnostic \
 		protocol.steps=300 protocol.checkpoint_interval=50 hydra.run.dir=outputs/demo/linear
-	@echo "demo done: outputs/demo/pretrain/plots, outputs/demo/linear/metrics.json and plots/"
+	$(BIN)/ecgjepa-export outputs/demo/pretrain outputs/demo/export
+	@echo "demo done: outputs/demo/pretrain/plots/, outputs/demo/linear/{metrics.json,plots/}, outputs/demo/export/"
+
+reproduce-small:  ## JEPA vs random init, attentive probe on the bundled sample, seeds (CPU, ~30 min)
+	$(BIN)/python scripts/reproduce_small.py
 
 test:  ## run the test suite (real data in ../shared, CPU)
 	$(BIN)/python -m pytest -q
@@ -47,7 +51,7 @@ prepare-data:  ## dump raw sources: make prepare-data SOURCE=ptbxl RAW_DIR=/path
 	$(BIN)/python -m data_prep $(SOURCE) --raw $(RAW_DIR) --out $(DATA_DIR)
 
 bench:  ## throughput and memory benchmarks (prints tables, writes bench/results/)
-	$(BIN)/python bench/bench_pretrain.py
+	$(BIN)/python bench/bench.py
 
 clean:  ## remove run outputs and caches (keeps .venv and data)
 	rm -rf outputs multirun lightning_logs .pytest_cache .ruff_cache

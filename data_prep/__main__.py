@@ -1,6 +1,8 @@
-"""`python -m data_prep SOURCE --raw RAW --out OUT`: dump one raw ECG source (or `all`) for ecgjepa.
+"""`python -m data_prep SOURCE --raw RAW --out OUT [--download]`: dump one raw ECG source (or `all`) for ecgjepa.
 
 Dump format and behaviour: see `data_prep/common.py`. Expected raw layouts: see `data_prep/sources.py`.
+`--download` first fetches the open-access raw files into RAW (see `data_prep/download.py`); it needs
+network access and fails with a clear message without it. Without `--download`, RAW is a local copy.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data_prep.common import default_workers, dump_all, dump_source
+from data_prep.download import fetch
 from data_prep.records import DataPrepError
-from data_prep.sources import SOURCES
+from data_prep.sources import SOURCES, find_source_dir
 
 
 def _folder_help() -> str:
@@ -53,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--folds", type=int, nargs="+", help="PTB-XL: keep only these strat_folds (default: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="first fetch the open-access raw files from PhysioNet / Zenodo into --raw (created if needed; "
+        "resumable, checksum-verified; PTB-XL: only the --rate records; 'all': one folder per source). Needs "
+        "network access and fails with a clear message without it; leave it out to dump a local copy in --raw",
+    )
     return parser
 
 
@@ -70,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "progress": not args.no_progress,
     }
     try:
+        if args.download:
+            if args.source != "all":
+                targets = [(args.source, args.raw)]
+            else:
+                targets = [
+                    (slug, find_source_dir(args.raw, spec) or args.raw / spec.folders[0])
+                    for slug, spec in SOURCES.items()
+                ]
+            for slug, raw in targets:
+                fetch(slug, raw, rate=args.rate, progress=not args.no_progress)
         if args.source != "all":
             dump_source(args.source, args.raw, args.out, **kwargs)
             return 0

@@ -1,3 +1,17 @@
 """ecgjepa: JEPA pre-training of ECG Vision Transformers (Weimann & Conrad, arXiv 2410.13867)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ecgjepa.models import VisionTransformer
+
+
+def load_encoder(path: str) -> VisionTransformer:
+    """A pre-trained encoder in eval mode from an export folder or any supported checkpoint."""
+    from ecgjepa.export import load_encoder as _load
+
+    return _load(path)

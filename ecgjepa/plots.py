@@ -28,11 +28,18 @@ def plot_pretrain_curves(metrics_csv: Path, out: Path) -> Path | None:
     if not metrics_csv.is_file():
         return None
     df = pd.read_csv(metrics_csv)
+    lr_columns = sorted(c for c in df.columns if c.startswith("lr-"))
+    if lr_columns:  # LearningRateMonitor names it lr-<optimizer>[/pg<group>]
+        df["lr-AdamW"] = df[lr_columns[0]]
     panels = [(key, title) for key, title in PRETRAIN_PANELS if key in df.columns and df[key].notna().any()]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False)
-    for ax, (key, title) in zip(axes[0], panels, strict=True):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (key, title) in zip(axes.flat, panels, strict=False):
         rows = df[["step", key]].dropna()
         ax.plot(rows["step"], rows[key], marker="o" if len(rows) < 20 else None, lw=1.2)
         ax.set_title(title, fontsize=9)

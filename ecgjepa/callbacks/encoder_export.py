@@ -28,6 +28,7 @@ class EncoderExport(L.Callback):
             "channels": list(pl_module.model_config.channels),
             "channel_size": pl_module.model_config.channel_size,
             "normalisation": dm.normalisation() if hasattr(dm, "normalisation") else {},
+            "sources": {name: src.weight for name, src in getattr(dm, "sources", {}).items()},
         }
         state = strip_prefix(pl_module.state_dict(), "target_encoder.")
         save_encoder(self.path, pl_module.model_config, state, preprocess, trainer.global_step)

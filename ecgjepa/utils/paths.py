@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -29,6 +30,17 @@ def project_root() -> Path:
     return Path(os.getcwd())
 
 
+def wandb_offline() -> bool:
+    """Log to W&B offline when asked to (WANDB_MODE) or when no API key is configured."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "disabled", "dryrun"):
+        return True
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
 def register_resolvers() -> None:
     """``${ecgjepa_root:}``, ``${interactive:}`` (stderr is a terminal), ``${eval_patience:steps,every}``."""
     if not OmegaConf.has_resolver("ecgjepa_root"):
@@ -36,5 +48,23 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("interactive"):
         # Progress bars only for a person at a terminal; CI logs and batch jobs stay quiet.
         OmegaConf.register_new_resolver("interactive", lambda: sys.stderr.isatty())
+    if not OmegaConf.has_resolver("wandb_offline"):
+        OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("eval_patience"):
         OmegaConf.register_new_resolver("eval_patience", lambda steps, interval: max(1, int(steps) // int(interval)))
+
+
+def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:
+    """Create ``path`` if needed and check that a file can be written there (root ignores chmod: try it).
+
+    Raises ``PermissionError`` naming the folder, before any compute is spent on a run that could not
+    save its results.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{what} {path} is not writable: {err}") from err
+    return path

@@ -1,0 +1,216 @@
+"""Throughput and memory benchmark: pre-training, linear probe, fine-tuning and 7-crop evaluation.
+
+Each measurement runs in its own process (so peak RSS is its own), times the median of ``--steps`` steps
+after ``--warmup`` steps, counts FLOPs with ``torch.utils.flop_counter`` and relates them to a matmul
+peak measured on this machine. Prints a table and writes JSON.
+
+    python bench/bench.py                              # ViT-XS/S x batch 32/128 x fp32/bf16, all work kinds
+    python bench/bench.py --models vit_xs --batches 32 --works pretrain --precisions fp32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SIZES = {"vit_xs": (192, 8, 4, 96, 8, 4), "vit_s": (384, 8, 6, 192, 8, 6), "vit_b": (768, 12, 12, 384, 12, 12)}
+WORKS = ("pretrain", "linear", "finetune", "eval", "loader")
+
+
+def matmul_peak(dtype: torch.dtype, reps: int = 10) -> float:
+    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak)."""
+    best = 0.0
+    for n in (1024, 2048, 3072):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        for _ in range(reps):
+            t = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def make_step(work: str, model: str, batch: int, bf16: bool):
+    """Return (step function, FLOP-counting function) for one kind of work."""
+    from ecgjepa.callbacks.target_momentum import ema_update
+    from ecgjepa.data.masks import BlockMaskCollator
+    from ecgjepa.models import ModelConfig
+    from ecgjepa.modules.classifier import ClassifierModule
+    from ecgjepa.modules.jepa import JEPAModule
+    from ecgjepa.optim import adamw, param_groups
+
+    cfg = ModelConfig(*SIZES[model])
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    if work == "pretrain":
+        module = JEPAModule(cfg.to_dict(), {})
+        opt = adamw(param_groups([module.encoder, module.predictor], 0.05), 1e-4, (0.9, 0.99), 1e-6)
+        collator = BlockMaskCollator(25, 10, 0.15, 0.25)
+        x = torch.randn(batch, 12, 5000)
+        counter = iter(range(10**9))
+
+        def step() -> None:
+            keep, pred = collator.sample(batch, 200, collator.rng_for(next(counter)))
+            with autocast:
+                loss, _ = module.jepa_loss(x, keep, pred)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            ema_update(module.target_encoder, module.encoder, 0.999)
+
+        return step
+    protocol = {
+        "linear": {"name": "linear", "frozen": True, "attn_pooling": True},
+        "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05},
+        "eval": {"name": "linear", "frozen": True, "attn_pooling": True},
+    }[work]
+    module = ClassifierModule(cfg.to_dict(), protocol, num_classes=71)
+    if work == "eval":
+        module.eval()
+        x = torch.randn(batch, 12, 5000)
+
+        def step() -> None:
+            with torch.inference_mode(), autocast:
+                module(x)
+
+        return step
+    opt = adamw(param_groups([module.model], 0.01), 1e-4, (0.9, 0.999), 1e-8)
+    x, y = torch.randn(batch, 12, 1250), (torch.rand(batch, 71) < 0.1).float()
+
+    def step() -> None:
+        with autocast:
+            loss = module.loss(module.model(x).float(), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def loader_rate(batch: int, data_dir: str) -> dict:
+    """Batches/s the pre-training data pipeline produces in one process (sample dump, masks included)."""
+    from ecgjepa.data.dumps import SourceDump
+    from ecgjepa.data.masks import BlockMaskCollator
+    from ecgjepa.data.pretrain import MixtureBatches, parse_sources
+
+    sources = parse_sources({"ptbxl": {"weight": 1.0, "folds": [1, 2, 3, 4, 5, 6, 7, 8]}})
+    dataset = MixtureBatches(
+        {"ptbxl": SourceDump(data_dir, "ptbxl")}, sources, 5000, batch, BlockMaskCollator(25, 10, 0.15, 0.25)
+    )
+    times = []
+    for i in range(25):
+        t = time.perf_counter()
+        dataset.make_batch(i)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times[5:])
+    return {"batches_per_s": 1 / med, "ecgs_per_s": batch / med}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """One (work, model, batch, precision) measurement; runs inside a child process."""
+    torch.manual_seed(0)
+    if args.work == "loader":
+        result = loader_rate(args.batch, args.data_dir)
+    else:
+        step = make_step(args.work, args.model, args.batch, args.precision == "bf16")
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
+        for _ in range(args.warmup):
+            step()
+        times = []
+        for _ in range(args.steps):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        records = args.batch  # eval: records of 7 crops each; train steps: one crop/record per sample
+        result = {
+            "step_s": med,
+            "ecgs_per_s": records / med,
+            "gflop_per_step": flops / 1e9,
+            "gflops": flops / med / 1e9,
+        }
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["vit_xs", "vit_s"], choices=list(SIZES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--works", nargs="+", default=list(WORKS), choices=list(WORKS))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--data-dir", default="data/sample", help="data root with the ptbxl dump (loader)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/bench.json"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args)))
+        return
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peak on this machine: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    rows = []
+    header = (
+        f"{'work':9} {'model':7} {'batch':>5} {'prec':5} {'ECG/s':>8} {'step s':>7} {'GFLOP/s':>8} {'% peak':>6} "
+        f"{'RSS MB':>7}"
+    )
+    print(header)
+    for work in args.works:
+        combos = [(m, b, p) for m in args.models for b in args.batches for p in args.precisions]
+        if work == "loader":
+            combos = [("-", b, "-") for b in args.batches]
+        for model, batch, precision in combos:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                f"--work={work}",
+                f"--model={model}",
+                f"--batch={batch}",
+                f"--precision={precision}",
+                f"--steps={args.steps}",
+                f"--warmup={args.warmup}",
+                f"--data-dir={args.data_dir}",
+            ]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            result = {"work": work, "model": model, "batch": batch, "precision": precision, **json.loads(out)}
+            if "gflops" in result:
+                result["pct_peak"] = 100 * result["gflops"] / peaks[precision]
+            rows.append(result)
+            print(
+                f"{work:9} {model:7} {batch:5d} {precision:5} {result['ecgs_per_s']:8.1f} "
+                f"{result.get('step_s', 0):7.3f} {result.get('gflops', 0):8.1f} {result.get('pct_peak', 0):6.1f} "
+                f"{result['peak_rss_mb']:7.0f}",
+                flush=True,
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": peaks,
+    }
+    args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

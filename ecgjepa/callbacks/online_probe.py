@@ -1,0 +1,125 @@
+"""A cheap linear probe on frozen target-encoder features during pre-training (the original has no
+validation at all): representation quality becomes visible as ``probe/val_auroc`` in the logs."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
+from ecgjepa.metrics import macro_auroc
+
+log = logging.getLogger(__name__)
+
+
+def fit_logistic_regression(
+    features: torch.Tensor, targets: torch.Tensor, multiclass: bool, l2: float = 1e-3, iters: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-regularised logistic (or softmax) regression with L-BFGS; returns (weight (D, C), bias (C,))."""
+    weight = torch.zeros(features.shape[1], targets.shape[1], requires_grad=True)
+    bias = torch.zeros(targets.shape[1], requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = features @ weight + bias
+        if multiclass:
+            loss = F.cross_entropy(logits, targets.argmax(dim=1))
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+        loss = loss + l2 * weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weight.detach(), bias.detach()
+
+
+class OnlineProbe(L.Callback):
+    """Every ``every_n_steps`` (and before the first step), embed PTB-XL records with the target
+    encoder (mean of the patch tokens of the whole 10 s record), fit a logistic regression on the
+    training folds and log the validation-fold macro AUROC as ``probe/val_auroc`` (rank 0 only).
+
+    Args:
+        data_dir, metadata_dir: the PTB-XL dump root and its metadata (see ``PTBXLDataModule``).
+        task: PTB-XL task of the probe.
+        every_n_steps: probing interval in optimizer steps.
+        max_train_records, max_val_records: caps that keep the probe cheap on large dumps.
+        batch_size: records per forward pass.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        metadata_dir: str,
+        task: str = "superdiagnostic",
+        every_n_steps: int = 100,
+        max_train_records: int = 2000,
+        max_val_records: int = 1000,
+        batch_size: int = 64,
+        val_fold: int = 9,
+        test_fold: int = 10,
+    ) -> None:
+        self.data = PTBXLDataModule(
+            data_dir,
+            metadata_dir,
+            task,
+            val_fold,
+            test_fold,
+            crop_duration=None,
+            crop_stride=None,
+            batch_size=batch_size,
+            num_workers=0,
+        )
+        self.every_n_steps = every_n_steps
+        self.limits = {"train": max_train_records, "val": max_val_records}
+        self._last_step = -1
+
+    @torch.no_grad()
+    def features(self, encoder: torch.nn.Module, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = self.data.datasets[split]
+        count = min(len(dataset), self.limits[split])
+        rows = np.linspace(0, len(dataset) - 1, count).astype(int)  # deterministic subset
+        feats, targets = [], []
+        for start in range(0, count, self.data.batch_size):
+            items = [dataset[int(i)] for i in rows[start : start + self.data.batch_size]]
+            x = torch.stack([item[0] for item in items]).to(device)
+            feats.append(encoder(x).mean(dim=1).float().cpu())
+            targets.append(torch.stack([item[1] for item in items]))
+        return torch.cat(feats), torch.cat(targets)
+
+    def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        self.data.setup()
+        encoder = pl_module.target_encoder
+        was_training = encoder.training
+        encoder.eval()
+        with torch.autocast(device_type=pl_module.device.type, enabled=False):
+            x_train, y_train = self.features(encoder, "train", pl_module.device)
+            x_val, y_val = self.features(encoder, "val", pl_module.device)
+        encoder.train(was_training)
+        mean, std = x_train.mean(dim=0), x_train.std(dim=0) + 1e-6
+        with torch.enable_grad():
+            weight, bias = fit_logistic_regression((x_train - mean) / std, y_train, self.data.multiclass)
+        logits = ((x_val - mean) / std) @ weight + bias
+        probs = logits.softmax(dim=1) if self.data.multiclass else logits.sigmoid()
+        auroc = macro_auroc(y_val.numpy(), probs.numpy())
+        log.info("online probe at step %d: val macro AUROC %.4f", trainer.global_step, auroc)
+        for logger in trainer.loggers:
+            logger.log_metrics({"probe/val_auroc": auroc}, step=trainer.global_step)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probe(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self.probe(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probe(trainer, pl_module)
