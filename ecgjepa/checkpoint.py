@@ -50,13 +50,13 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be used: unreadable, unknown layout, or wrong model size."""
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
+def load_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with errors that name the file and the cause."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path}: refused to load: it is not a plain-tensor checkpoint (weights_only=True): {err}"

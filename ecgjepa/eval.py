@@ -26,7 +26,7 @@ from ecgjepa.metrics import per_class_auroc
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
-from ecgjepa.utils.paths import conf_dir, register_resolvers
+from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -155,6 +155,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if (out_dir / "metrics.json").is_file():
         log.info("%s already has metrics.json: skipping this finished run", out_dir)
         return json.loads((out_dir / "metrics.json").read_text())
+    ensure_writable_dir(out_dir)
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)

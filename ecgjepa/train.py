@@ -14,9 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ecgjepa.checkpoint import CheckpointError, detect_layout, load_file
 from ecgjepa.convert import original_to_lightning
+from ecgjepa.models.config import ModelConfig
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
-from ecgjepa.utils.paths import conf_dir, register_resolvers
+from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -26,16 +27,33 @@ def output_dir(cfg: DictConfig) -> str:
     return cfg.paths.output_dir if HydraConfig.initialized() else cfg.paths.get("output_dir", ".")
 
 
-def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> str:
-    """An original ECG-JEPA checkpoint is converted into a Lightning one that this run can resume."""
-    ckpt = load_file(ckpt_path)
-    if detect_layout(ckpt) != "original-pretrain":
-        return ckpt_path
-    converted = original_to_lightning(ckpt)
-    theirs, ours = converted["hyper_parameters"]["model"], module.model_config.to_dict()
-    different = {k: (theirs[k], ours[k]) for k in theirs if k != "name" and theirs[k] != ours.get(k)}
+def check_same_model(ckpt_path: str, theirs: dict, module: JEPAModule, what: str = "checkpoint's model") -> None:
+    """Refuse to resume a checkpoint of another model size, naming the file and the differing keys."""
+    try:
+        theirs = ModelConfig.from_dict(theirs).to_dict()
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{ckpt_path}: unusable model config in the checkpoint: {err}") from None
+    ours = module.model_config.to_dict()
+    different = {k: (theirs[k], ours[k]) for k in ours if k not in ("name", "init") and theirs[k] != ours[k]}
     if different:
-        raise CheckpointError(f"{ckpt_path}: the original model differs from model=...: {different} (theirs, ours)")
+        raise CheckpointError(f"{ckpt_path}: the {what} differs from model=...: {different} (theirs, ours)")
+
+
+def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> str:
+    """Check that ``ckpt_path`` can resume this run; an original ECG-JEPA checkpoint is converted into a
+    Lightning one."""
+    ckpt = load_file(ckpt_path)
+    layout = detect_layout(ckpt)
+    if layout == "lightning-pretrain":
+        check_same_model(ckpt_path, ckpt["hyper_parameters"]["model"], module)
+        return ckpt_path
+    if layout != "original-pretrain":
+        raise CheckpointError(
+            f"{ckpt_path}: a {layout} checkpoint cannot resume pre-training; expected a pre-training checkpoint "
+            "(checkpoints/*.ckpt of an ecgjepa-train run, or an original ECG-JEPA one with its optimizer state)"
+        )
+    converted = original_to_lightning(ckpt)
+    check_same_model(ckpt_path, converted["hyper_parameters"]["model"], module, "original model")
     target = Path(out_dir) / "checkpoints" / "converted_from_original.ckpt"
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(converted, target)
@@ -50,15 +68,16 @@ def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> 
     return str(target)
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Pre-train with a composed config; returns the final logged metrics."""
+def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
+    """Pre-train with a composed config (plus ``extra_callbacks``); returns the final logged metrics."""
+    ensure_writable_dir(output_dir(cfg))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.module, _convert_="all")
-    callbacks = instantiate_dict(cfg.get("callbacks"))
+    callbacks = instantiate_dict(cfg.get("callbacks")) + list(extra_callbacks or [])
     loggers = instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir(cfg))

@@ -99,6 +99,7 @@ class MixtureBatches(IterableDataset):
             # NOTE(parity): constants are cast to float16 and applied in float16, as the original does.
             self.mean.append(np.asarray(mean, dtype=np.float16))
             self.std.append(np.asarray(std, dtype=np.float16))
+        self.mean, self.std = np.stack(self.mean), np.stack(self.std)  # (sources, 12)
         self.channel_size = channel_size
         self.batch_size = batch_size
         self.collator = collator
@@ -109,23 +110,28 @@ class MixtureBatches(IterableDataset):
     def make_batch(self, batch_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.rank, batch_index])
         choice = rng.choice(len(self.names), size=self.batch_size, p=self.weights)
-        signals = np.empty((self.batch_size, 12, self.channel_size), dtype=np.float32)
+        raw = np.empty((self.batch_size, self.channel_size, 12), dtype=np.float16)
+        rows = np.empty(self.batch_size, dtype=np.int64)
         for i, s in enumerate(choice):
-            dump, rows = self.dumps[s], self.rows[s]
-            row = rows[rng.integers(len(rows))]
-            offset = int(rng.integers(dump.lengths[row] - self.channel_size + 1))
-            x = normalize(dump.read(row, offset, self.channel_size), self.mean[s], self.std[s])
-            if not np.isfinite(x).all():
-                raise DumpError(
-                    f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[row]!r} "
-                    f"(row {row}); the dump must be NaN-free: rebuild it with data_prep"
-                )
-            signals[i] = x.T
+            dump, source_rows = self.dumps[s], self.rows[s]
+            rows[i] = source_rows[rng.integers(len(source_rows))]
+            offset = int(rng.integers(dump.lengths[rows[i]] - self.channel_size + 1))
+            raw[i] = dump.read(rows[i], offset, self.channel_size)
+        x = normalize(raw, self.mean[choice][:, None], self.std[choice][:, None])
+        finite = np.isfinite(x).all(axis=(1, 2))
+        if not finite.all():
+            i = int(np.flatnonzero(~finite)[0])
+            dump = self.dumps[choice[i]]
+            raise DumpError(
+                f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[rows[i]]!r} "
+                f"(row {rows[i]}); the dump must be NaN-free: rebuild it with data_prep"
+            )
+        signals = torch.from_numpy(x).transpose(1, 2).float()
         mask_rng = self.collator.rng_for(batch_index)
         keep_idx, pred_idx = self.collator.sample(
             self.batch_size, self.channel_size // self.collator.patch_size, mask_rng
         )
-        return torch.from_numpy(signals), keep_idx, pred_idx
+        return signals.contiguous(), keep_idx, pred_idx
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = get_worker_info()

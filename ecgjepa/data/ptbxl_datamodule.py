@@ -49,8 +49,17 @@ class RecordDataset(Dataset):
         if self.crop is not None:
             offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
         x = self.dump.read(int(self.rows[i]), offset, size).astype(np.float32)
+        if not np.isfinite(x).all():
+            raise non_finite_error(self.dump, int(self.rows[i]))
         x = np.clip((x - self.mean) / self.std, -5.0, 5.0).astype(np.float16).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(x.T)), torch.from_numpy(self.targets[i]), i
+
+
+def non_finite_error(dump: SourceDump, row: int) -> DumpError:
+    return DumpError(
+        f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[row]!r} (row {row}); "
+        "the dump must be NaN-free: rebuild it with data_prep"
+    )
 
 
 def train_statistics(dump: SourceDump, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +68,8 @@ def train_statistics(dump: SourceDump, rows: np.ndarray, length: int) -> tuple[n
     total_sq = np.zeros(12)
     for row in rows:
         x = dump.read(int(row), 0, length).astype(np.float64)
+        if not np.isfinite(x).all():
+            raise non_finite_error(dump, int(row))
         total += x.sum(axis=0)
         total_sq += np.square(x).sum(axis=0)
     n = len(rows) * length
@@ -123,6 +134,11 @@ class PTBXLDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        if not self.data_dir.is_dir():
+            raise FileNotFoundError(
+                f"data directory {self.data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
+                "and create the PTB-XL dump with `make prepare-data SOURCE=ptbxl`"
+            )
         ecg_ids, classes, targets, folds = load_labels(self.metadata_dir, self.task)
         dump = SourceDump(self.data_dir, self.dump_name)
         if dump.meta.get("sampling_frequency") != self.fs:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ecgjepa.checkpoint import load_file
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to ``<name>.tmp`` in the same folder, fsync, then ``os.replace`` onto the final name."""
@@ -24,5 +26,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
-        # Lightning checkpoints hold only tensors and plain Python values: refuse pickled code.
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        # Lightning checkpoints hold only tensors and plain Python values: refuse pickled code, and name
+        # the file in every error (missing, truncated, pickled code).
+        return load_file(path, map_location=map_location or "cpu")

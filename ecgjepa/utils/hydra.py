@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
@@ -52,5 +55,9 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
         if checkpoint_is_readable(candidate):
             return str(candidate)
     if ckpt_path == "last":
+        if candidates:
+            log.warning(
+                "ckpt_path=last: none of %d checkpoint(s) in %s is readable; starting fresh", len(candidates), folder
+            )
         return None  # nothing to resume: start fresh
     raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no readable *.ckpt in {folder}")
