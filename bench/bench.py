@@ -77,8 +77,9 @@ def make_step(work: str, model: str, batch: int, bf16: bool):
         module.eval()
         x = torch.randn(batch, 12, 5000)
 
-        def step() -> None:
-            with torch.inference_mode(), autocast:
+        def step(count_flops: bool = False) -> None:
+            # FlopCounterMode needs autograd bookkeeping: count on a forward with grad mode on.
+            with torch.inference_mode(not count_flops), autocast:
                 module(x)
 
         return step
@@ -124,7 +125,7 @@ def measure(args: argparse.Namespace) -> dict:
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:
-            step()
+            step(count_flops=True) if args.work == "eval" else step()
         flops = counter.get_total_flops()
         for _ in range(args.warmup):
             step()
@@ -172,6 +173,7 @@ def main() -> None:
         f"{'RSS MB':>7}"
     )
     print(header)
+    machine = machine_info(peaks)
     for work in args.works:
         combos = [(m, b, p) for m in args.models for b in args.batches for p in args.precisions]
         if work == "loader":
@@ -194,22 +196,25 @@ def main() -> None:
             if "gflops" in result:
                 result["pct_peak"] = 100 * result["gflops"] / peaks[precision]
             rows.append(result)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
             print(
                 f"{work:9} {model:7} {batch:5d} {precision:5} {result['ecgs_per_s']:8.1f} "
                 f"{result.get('step_s', 0):7.3f} {result.get('gflops', 0):8.1f} {result.get('pct_peak', 0):6.1f} "
                 f"{result['peak_rss_mb']:7.0f}",
                 flush=True,
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {
+    print(f"wrote {args.out}")
+
+
+def machine_info(peaks: dict[str, float]) -> dict:
+    return {
         "platform": platform.platform(),
         "processor": platform.processor(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "matmul_peak_gflops": peaks,
     }
-    args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -48,6 +47,7 @@ from data_prep.records import DataPrepError, RecordRef, prepare_record
 from data_prep.sources import SOURCES, TARGET_FS, SourceSpec, find_source_dir
 from data_prep.stats import PTBXL_STATS_FOLDS, LeadStats
 from ecgjepa.data.signal import CANONICAL_LEADS
+from ecgjepa.utils.paths import ensure_writable_dir
 
 READERS = {"ptbxl": ptbxl, "mimic_iv_ecg": mimic_iv_ecg, "code15": code15, "challenge2021": challenge2021}
 DUMP_FILES = ("signals.npy", "index.csv", "rejects.csv", "meta.json")
@@ -190,11 +190,9 @@ def _expected_folders() -> str:
 
 def _ensure_writable(out_dir: Path) -> None:
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as error:
-        raise DataPrepError(f"output directory {out_dir} is not writable: {error}") from error
+        ensure_writable_dir(out_dir)
+    except PermissionError as error:
+        raise DataPrepError(str(error)) from error
 
 
 def _remove_dump(out_dir: Path) -> None:

@@ -25,23 +25,11 @@ import wfdb
 from omegaconf import OmegaConf
 
 from ecgjepa.checkpoint import find_checkpoint, load_encoder_state, load_into
+from ecgjepa.convert import SOURCE_KEYS
 from ecgjepa.data.signal import lead_permutation, resample
 from ecgjepa.models import VisionTransformer
 from ecgjepa.utils.paths import conf_dir
 
-# Original ECG-JEPA dataset keys -> our source slugs (for checkpoints that carry no constants).
-ORIGINAL_SOURCE_KEYS = {
-    "mimic-iv-ecg": "mimic_iv_ecg",
-    "code-15": "code15",
-    "ptb-xl": "ptbxl",
-    "chapman-shaoxing": "chapman_shaoxing",
-    "cpsc": "cpsc",
-    "cpsc-extra": "cpsc_extra",
-    "georgia": "georgia",
-    "ningbo": "ningbo",
-    "ptb": "ptb",
-    "st-petersburg": "st_petersburg",
-}
 OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size"}
 
 
@@ -71,9 +59,9 @@ def normalisation_constants(extras: dict[str, Any], original_sources: Sequence[s
     if not table:
         known = paper_constants()
         table = {
-            ORIGINAL_SOURCE_KEYS.get(k, k): known[ORIGINAL_SOURCE_KEYS.get(k, k)]
+            SOURCE_KEYS.get(k, k): known[SOURCE_KEYS.get(k, k)]
             for k in original_sources
-            if ORIGINAL_SOURCE_KEYS.get(k, k) in known
+            if SOURCE_KEYS.get(k, k) in known
         }
     if source is None:
         if len(table) != 1:

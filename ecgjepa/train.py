@@ -75,6 +75,8 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
         L.seed_everything(cfg.seed, workers=True)
     if cfg.get("float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    elif torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")  # TF32, as the original enables on CUDA
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.module, _convert_="all")
     callbacks = instantiate_dict(cfg.get("callbacks")) + list(extra_callbacks or [])

@@ -259,7 +259,7 @@ def test_unknown_source_key_is_named(train_cfg, tmp_path: Path) -> None:
 def test_unknown_optim_and_protocol_keys_are_named(train_cfg, eval_cfg, tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"optim: .*unexpected keyword argument 'learning_rat'"):
         train_run(train_cfg("+optim.learning_rat=1", output_dir=tmp_path / "out"))
-    with pytest.raises(ValueError, match=r"unknown protocol key\(s\) \['stepz'\]; valid keys: \[.*'steps'"):
+    with pytest.raises(ValueError, match=r"unknown protocol config key\(s\) \['stepz'\]; valid keys: \[.*'steps'"):
         eval_run(eval_cfg("encoder=vit_tiny", "+protocol.stepz=1", output_dir=tmp_path / "out"))
     assert files_under(tmp_path / "out") == []
 

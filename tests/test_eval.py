@@ -188,3 +188,14 @@ def test_seed_sweep_and_report(tmp_path: Path, sample_data_dir: Path) -> None:
     rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0
     assert (rerun.stdout + rerun.stderr).count("skipping this finished run") == 2
+
+
+def test_a_killed_evaluation_resumes(eval_cfg, tmp_path: Path) -> None:
+    """A run stopped after its step-3 checkpoint (before writing outputs) continues to step 6."""
+    run(eval_cfg("encoder=vit_tiny", "trainer.max_steps=3"))
+    for name in ("metrics.json", "predictions.npz"):
+        (tmp_path / name).unlink()  # what a kill before the end leaves: checkpoints only
+    metrics = run(eval_cfg("encoder=vit_tiny", "ckpt_path=last"))
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert metrics["best_step"] in (3, 6)
+    check_outputs(tmp_path, 5)

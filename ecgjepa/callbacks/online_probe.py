@@ -76,7 +76,7 @@ class OnlineProbe(L.Callback):
             num_workers=0,
         )
         self.every_n_steps = every_n_steps
-        self.limits = {"train": max_train_records, "val": max_val_records}
+        self.limits = {"train": max_train_records, "val": max_val_records, "test": max_val_records}
         self._last_step = -1
 
     @torch.no_grad()
@@ -92,24 +92,27 @@ class OnlineProbe(L.Callback):
             targets.append(torch.stack([item[1] for item in items]))
         return torch.cat(feats), torch.cat(targets)
 
-    def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero or trainer.global_step == self._last_step:
-            return
-        self._last_step = trainer.global_step
+    def evaluate(self, encoder: torch.nn.Module, device: torch.device, split: str = "val") -> float:
+        """Fit the probe on the training folds' features of ``encoder``; macro AUROC on ``split``."""
         self.data.setup()
-        encoder = pl_module.target_encoder
         was_training = encoder.training
         encoder.eval()
-        with torch.autocast(device_type=pl_module.device.type, enabled=False):
-            x_train, y_train = self.features(encoder, "train", pl_module.device)
-            x_val, y_val = self.features(encoder, "val", pl_module.device)
+        with torch.autocast(device_type=device.type, enabled=False):
+            x_train, y_train = self.features(encoder, "train", device)
+            x_eval, y_eval = self.features(encoder, split, device)
         encoder.train(was_training)
         mean, std = x_train.mean(dim=0), x_train.std(dim=0) + 1e-6
         with torch.enable_grad():
             weight, bias = fit_logistic_regression((x_train - mean) / std, y_train, self.data.multiclass)
-        logits = ((x_val - mean) / std) @ weight + bias
+        logits = ((x_eval - mean) / std) @ weight + bias
         probs = logits.softmax(dim=1) if self.data.multiclass else logits.sigmoid()
-        auroc = macro_auroc(y_val.numpy(), probs.numpy())
+        return macro_auroc(y_eval.numpy(), probs.numpy())
+
+    def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        auroc = self.evaluate(pl_module.target_encoder, pl_module.device)
         log.info("online probe at step %d: val macro AUROC %.4f", trainer.global_step, auroc)
         for logger in trainer.loggers:
             logger.log_metrics({"probe/val_auroc": auroc}, step=trainer.global_step)

@@ -9,6 +9,7 @@ and lets a resumed run continue the exact sample stream from the restored global
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,8 @@ class PretrainDataModule(L.LightningDataModule):
         channel_size: crop length in samples (5000 = 10 s at 500 Hz).
         batch_size: samples per micro-batch (per device).
         patch_size, min_block_size, min_keep_ratio, max_keep_ratio: mask parameters.
-        num_workers: loader processes; pin_memory: pin host memory (GPU runs).
+        num_workers: loader processes (null = one per CPU core, at most 16).
+        pin_memory: pin host memory (null = when the trainer runs on a GPU).
         seed: base seed of the sample and mask streams.
     """
 
@@ -165,8 +167,8 @@ class PretrainDataModule(L.LightningDataModule):
         min_block_size: int = 10,
         min_keep_ratio: float = 0.15,
         max_keep_ratio: float = 0.25,
-        num_workers: int = 2,
-        pin_memory: bool = False,
+        num_workers: int | None = 2,
+        pin_memory: bool | None = None,
         seed: int = 0,
         sampling_frequency: int = 500,
         channels: list[str] | None = None,
@@ -218,10 +220,12 @@ class PretrainDataModule(L.LightningDataModule):
         dataset = MixtureBatches(
             self.dumps, self.sources, self.channel_size, self.batch_size, collator, self.seed, rank, start
         )
+        on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        workers = self.num_workers if self.num_workers is not None else min(16, os.cpu_count() or 1)
         return DataLoader(
             dataset,
             batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            num_workers=workers,
+            pin_memory=on_gpu if self.pin_memory is None else self.pin_memory,
             persistent_workers=False,
         )

@@ -10,6 +10,15 @@ from typing import Any, Literal
 from ecgjepa.data.signal import CANONICAL_LEADS
 
 
+def strict_fields(cls: type, cfg: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """``cfg`` as keyword arguments of dataclass ``cls``; an unknown key fails naming it and the section."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"unknown {section} config key(s) {unknown}; valid keys: {sorted(known)}")
+    return dict(cfg)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Encoder + predictor sizes. ``channels``/``channel_size`` come from the data config."""
@@ -56,11 +65,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> ModelConfig:
         """Build from a (Hydra) mapping; unknown keys fail with a message naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**dict(cfg))
+        return cls(**strict_fields(cls, cfg, "model"))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -16,6 +16,7 @@ from torchmetrics.functional.classification import multilabel_auroc
 from ecgjepa.checkpoint import load_into
 from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.models.classifier import ViTClassifier
+from ecgjepa.models.config import strict_fields
 from ecgjepa.modules.jepa import WARMUP_START_LR
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import warmup_cosine
@@ -49,11 +50,8 @@ class ProtocolConfig:
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> ProtocolConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown protocol key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**{**dict(cfg), "opt_betas": tuple(cfg.get("opt_betas", (0.9, 0.999)))})
+        fields = strict_fields(cls, cfg, "protocol")
+        return cls(**{**fields, "opt_betas": tuple(fields.get("opt_betas", (0.9, 0.999)))})
 
     def lr_at(self, step: int) -> float:
         return warmup_cosine(
