@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+WARMUP_START_LR = 1e-6  # NOTE(parity): the original warms up from 1e-6, not from 0.
+
 
 def warmup_cosine(step: int, start: float, peak: float, final: float, warmup_steps: int, total_steps: int) -> float:
     """Linear warm-up from ``start`` to ``peak`` over ``warmup_steps``, then cosine to ``final``.
@@ -24,3 +26,8 @@ def linear(step: int, start: float, final: float, total_steps: int) -> float:
     if step >= total_steps:
         return final
     return start + (final - start) * step / total_steps
+
+
+def learning_rate(step: int, peak: float, final: float, warmup_steps: int, total_steps: int) -> float:
+    """The original's learning-rate schedule: warm-up from 1e-6 to ``peak``, cosine to ``final``."""
+    return warmup_cosine(step, WARMUP_START_LR, peak, final, warmup_steps, total_steps)

@@ -17,9 +17,8 @@ from ecgjepa.checkpoint import load_into
 from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.models.classifier import ViTClassifier
 from ecgjepa.models.config import strict_fields
-from ecgjepa.modules.jepa import WARMUP_START_LR
 from ecgjepa.optim import adamw, param_groups
-from ecgjepa.schedules import warmup_cosine
+from ecgjepa.schedules import learning_rate
 
 
 @dataclass(frozen=True)
@@ -54,13 +53,8 @@ class ProtocolConfig:
         return cls(**{**fields, "opt_betas": tuple(fields.get("opt_betas", (0.9, 0.999)))})
 
     def lr_at(self, step: int) -> float:
-        return warmup_cosine(
-            step,
-            WARMUP_START_LR,
-            self.learning_rate,
-            self.final_learning_rate,
-            self.learning_rate_warmup_steps,
-            self.steps,
+        return learning_rate(
+            step, self.learning_rate, self.final_learning_rate, self.learning_rate_warmup_steps, self.steps
         )
 
 

@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.optim import adamw, param_groups
-from ecgjepa.schedules import warmup_cosine
-
-WARMUP_START_LR = 1e-6  # NOTE(parity): the original warms up from 1e-6, not from 0.
+from ecgjepa.schedules import learning_rate
 
 
 @dataclass(frozen=True)
@@ -45,13 +43,8 @@ class OptimConfig:
     checkpoint_interval: int = 10_000
 
     def lr_at(self, step: int) -> float:
-        return warmup_cosine(
-            step,
-            WARMUP_START_LR,
-            self.learning_rate,
-            self.final_learning_rate,
-            self.learning_rate_warmup_steps,
-            self.steps,
+        return learning_rate(
+            step, self.learning_rate, self.final_learning_rate, self.learning_rate_warmup_steps, self.steps
         )
 
 
