@@ -5,7 +5,7 @@ after ``--warmup`` steps, counts FLOPs with ``torch.utils.flop_counter`` and rel
 peak measured on this machine. Prints a table and writes JSON.
 
     python bench/bench.py                              # ViT-XS/S x batch 32/128 x fp32/bf16, all work kinds
-    python bench/bench.py --models vit_xs --batches 32 --works pretrain --precisions fp32
+    python bench/bench.py --models vit_xs --batches 32 --works pretrain --precisions fp32 --checkpointing none
 """
 
 from __future__ import annotations
@@ -39,7 +39,27 @@ def matmul_peak(dtype: torch.dtype, reps: int = 10) -> float:
     return best
 
 
-def make_step(work: str, model: str, batch: int, bf16: bool):
+def cpu_attention_flops() -> dict:
+    """FLOP formulas for the CPU flash-attention kernels, which ``FlopCounterMode`` does not count itself
+    (torch 2.13 registers only the CUDA ones); without them ~16 % of a ViT-XS pre-training step's FLOPs
+    go uncounted."""
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    aten = torch.ops.aten
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: forward,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
+    }
+
+
+def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str = "none"):
     """Return (step function, FLOP-counting function) for one kind of work."""
     from ecgjepa.callbacks.target_momentum import ema_update
     from ecgjepa.data.masks import BlockMaskCollator
@@ -51,7 +71,7 @@ def make_step(work: str, model: str, batch: int, bf16: bool):
     cfg = ModelConfig(*SIZES[model])
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     if work == "pretrain":
-        module = JEPAModule(cfg.to_dict(), {})
+        module = JEPAModule(cfg.to_dict(), {}, activation_checkpointing=checkpointing)
         opt = adamw(param_groups([module.encoder, module.predictor], 0.05), 1e-4, (0.9, 0.99), 1e-6)
         collator = BlockMaskCollator(25, 10, 0.15, 0.25)
         x = torch.randn(batch, 12, 5000)
@@ -121,10 +141,12 @@ def measure(args: argparse.Namespace) -> dict:
     if args.work == "loader":
         result = loader_rate(args.batch, args.data_dir)
     else:
-        step = make_step(args.work, args.model, args.batch, args.precision == "bf16")
+        step = make_step(args.work, args.model, args.batch, args.precision == "bf16", args.mode)
         from torch.utils.flop_counter import FlopCounterMode
 
-        with FlopCounterMode(display=False) as counter:
+        # FLOPs of the step as run: 'selective' checkpointing recomputes no matrix product, so its count equals
+        # the model's; with 'full' it includes the recomputed forward (hardware, not model, FLOPs).
+        with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
             step(count_flops=True) if args.work == "eval" else step()
         flops = counter.get_total_flops()
         for _ in range(args.warmup):
@@ -152,6 +174,13 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--works", nargs="+", default=list(WORKS), choices=list(WORKS))
+    parser.add_argument(
+        "--checkpointing",
+        nargs="+",
+        default=["none", "selective"],
+        choices=["none", "selective", "full"],
+        help="activation checkpointing modes to measure (pre-training only)",
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--data-dir", default="data/sample", help="data root with the ptbxl dump (loader)")
@@ -161,6 +190,7 @@ def main() -> None:
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args)))
@@ -169,16 +199,17 @@ def main() -> None:
     print(f"matmul peak on this machine: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []
     header = (
-        f"{'work':9} {'model':7} {'batch':>5} {'prec':5} {'ECG/s':>8} {'step s':>7} {'GFLOP/s':>8} {'% peak':>6} "
-        f"{'RSS MB':>7}"
+        f"{'work':9} {'model':7} {'batch':>5} {'prec':5} {'act ckpt':9} {'ECG/s':>8} {'step s':>7} {'GFLOP/s':>8} "
+        f"{'% peak':>6} {'RSS MB':>7}"
     )
     print(header)
     machine = machine_info(peaks)
     for work in args.works:
-        combos = [(m, b, p) for m in args.models for b in args.batches for p in args.precisions]
+        modes = args.checkpointing if work == "pretrain" else ["none"]
+        combos = [(m, b, p, c) for m in args.models for b in args.batches for p in args.precisions for c in modes]
         if work == "loader":
-            combos = [("-", b, "-") for b in args.batches]
-        for model, batch, precision in combos:
+            combos = [("-", b, "-", "-") for b in args.batches]
+        for model, batch, precision, mode in combos:
             cmd = [
                 sys.executable,
                 __file__,
@@ -187,19 +218,27 @@ def main() -> None:
                 f"--model={model}",
                 f"--batch={batch}",
                 f"--precision={precision}",
+                f"--mode={mode}",
                 f"--steps={args.steps}",
                 f"--warmup={args.warmup}",
                 f"--data-dir={args.data_dir}",
             ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            result = {"work": work, "model": model, "batch": batch, "precision": precision, **json.loads(out)}
+            result = {
+                "work": work,
+                "model": model,
+                "batch": batch,
+                "precision": precision,
+                "activation_checkpointing": mode,
+                **json.loads(out),
+            }
             if "gflops" in result:
                 result["pct_peak"] = 100 * result["gflops"] / peaks[precision]
             rows.append(result)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
             print(
-                f"{work:9} {model:7} {batch:5d} {precision:5} {result['ecgs_per_s']:8.1f} "
+                f"{work:9} {model:7} {batch:5d} {precision:5} {mode:9} {result['ecgs_per_s']:8.1f} "
                 f"{result.get('step_s', 0):7.3f} {result.get('gflops', 0):8.1f} {result.get('pct_peak', 0):6.1f} "
                 f"{result['peak_rss_mb']:7.0f}",
                 flush=True,

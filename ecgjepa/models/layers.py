@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgjepa.models.checkpointing import run_checkpointed
+
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for (B, H, N, d) inputs.
@@ -104,8 +106,15 @@ class Block(nn.Module):
         # LayerScale exists only when asked for, so checkpoints without it load strictly.
         self.attn_ls = LayerScale(dim, layer_scale_eps) if layer_scale_eps > 0 else nn.Identity()
         self.mlp_ls = LayerScale(dim, layer_scale_eps) if layer_scale_eps > 0 else nn.Identity()
+        # 'none' | 'selective' | 'full'; see ecgjepa.models.checkpointing.set_activation_checkpointing.
+        self.activation_checkpointing = "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activation_checkpointing != "none" and self.training and torch.is_grad_enabled():
+            return run_checkpointed(self._forward, x, self.activation_checkpointing)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn_ls(self.attn(self.norm1(x)))
         return x + self.mlp_ls(self.mlp(self.norm2(x)))
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
+from ecgjepa.models.checkpointing import set_activation_checkpointing
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
@@ -59,6 +60,8 @@ class JEPAModule(L.LightningModule):
         model: the ``model`` config group (sizes; see :class:`ModelConfig`).
         optim: the ``optim`` config (see :class:`OptimConfig`).
         compile: wrap encoder, predictor and target encoder in ``torch.compile``.
+        activation_checkpointing: 'none', 'selective' or 'full' for the encoder and predictor blocks
+            (see :mod:`ecgjepa.models.checkpointing`); trades step time for activation memory.
         data, accumulate_grad_batches: recorded with the checkpoint (provenance, conversion to the
             original layout); not used for training.
     """
@@ -68,6 +71,7 @@ class JEPAModule(L.LightningModule):
         model: Mapping[str, Any],
         optim: Mapping[str, Any],
         compile: bool = False,
+        activation_checkpointing: str = "none",
         data: Mapping[str, Any] | None = None,
         accumulate_grad_batches: int = 1,
     ) -> None:
@@ -82,6 +86,8 @@ class JEPAModule(L.LightningModule):
         self.predictor = Predictor(self.model_config)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
+        set_activation_checkpointing(self.encoder, activation_checkpointing)
+        set_activation_checkpointing(self.predictor, activation_checkpointing)
         self._compile = compile
 
     def configure_model(self) -> None:
