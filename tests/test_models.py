@@ -1,11 +1,14 @@
-"""ECG ViT and predictor: sizes, shapes, register handling, masking by index, gradients."""
+"""ECG ViT and predictor: sizes, shapes, register handling, masking by index, gradients, bf16 attention."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
+from ecgjepa.models.layers import attention
 from ecgjepa.models.pos_embed import sincos_pos_embed
 
 SIZES = {
@@ -102,3 +105,30 @@ def test_xavier_init_is_an_option() -> None:
     w = VisionTransformer(cfg).blocks[0].mlp.fc1.weight
     bound = (6 / (32 + 128)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound
+
+
+def test_bf16_cpu_attention_matches_float32_without_float32_score_matrices() -> None:
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 50, 16), torch.randn(2, 3, 20, 16), torch.randn(2, 3, 20, 16)
+    grad = torch.randn(2, 3, 50, 16)
+    ref_inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+    F.scaled_dot_product_attention(*ref_inputs).backward(grad)
+    inputs = [t.bfloat16().requires_grad_() for t in (q, k, v)]
+    shapes: list[tuple[torch.dtype, tuple[int, ...]]] = []
+
+    class RecordOutputs(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor):
+                shapes.append((out.dtype, tuple(out.shape)))
+            return out
+
+    with RecordOutputs(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(*inputs)
+        out.backward(grad.bfloat16())
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 3, 50, 16)
+    assert (out.float() - F.scaled_dot_product_attention(q, k, v)).abs().max() < 0.03
+    for ref, got in zip(ref_inputs, inputs, strict=True):
+        assert (got.grad.float() - ref.grad).abs().max() < 0.03 * ref.grad.abs().max()
+    assert (torch.bfloat16, (6, 50, 20)) in shapes  # the scores exist, in bf16 only
+    assert not [s for dtype, s in shapes if dtype == torch.float32 and s[-2:] == (50, 20)]

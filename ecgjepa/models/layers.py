@@ -14,17 +14,25 @@ from ecgjepa.models.checkpointing import run_checkpointed
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) inputs.
+    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) queries and (B, H, M, d) keys and values.
 
-    ``F.scaled_dot_product_attention`` everywhere except bf16 on CPU, where its fused kernels are 2-3x
-    slower (backward) than plain bf16 matrix products at these sequence lengths (<= 201 tokens); there
-    the scores are formed explicitly, with the softmax in float32.
+    ``F.scaled_dot_product_attention`` everywhere except bf16 on CPU in eager mode, where its fused
+    kernels are 2-3x slower (backward) than plain bf16 matrix products at these sequence lengths
+    (<= 201 tokens). There the scaled scores come out of one bf16 ``baddbmm`` (fp32 accumulation, one
+    rounding) and the softmax runs on them in bf16 (it accumulates in fp32): no float32 copy of the
+    (B, H, N, M) matrices is made or kept for the backward pass. Under ``torch.compile`` the fused op
+    is always used: inductor (torch 2.13) fails on the explicit form with dynamic context lengths.
     """
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    scores = (q @ k.transpose(-2, -1)).float() * q.shape[-1] ** -0.5
-    weights = F.dropout(scores.softmax(dim=-1), dropout_p).to(v.dtype)
-    return weights @ v
+    b, h, n, d = q.shape
+    m = k.shape[-2]
+    with torch.autocast("cpu", enabled=False):  # autocast would run the softmax in float32
+        scores = torch.baddbmm(
+            q.new_empty(()), q.reshape(b * h, n, d), k.reshape(b * h, m, d).transpose(1, 2), beta=0, alpha=d**-0.5
+        )
+        weights = F.dropout(scores.softmax(dim=-1), dropout_p)
+        return torch.bmm(weights, v.reshape(b * h, m, d)).view(b, h, n, d)
 
 
 class Attention(nn.Module):
