@@ -11,7 +11,9 @@ peak measured on this machine. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import json
+import os
 import platform
 import resource
 import statistics
@@ -24,6 +26,24 @@ import torch
 
 SIZES = {"vit_xs": (192, 8, 4, 96, 8, 4), "vit_s": (384, 8, 6, 192, 8, 6), "vit_b": (768, 12, 12, 384, 12, 12)}
 WORKS = ("pretrain", "linear", "finetune", "eval", "loader")
+
+
+ALLOCATORS = {"system": None, "tcmalloc": "tcmalloc_minimal", "jemalloc": "jemalloc"}
+
+
+def allocator_env(name: str) -> dict[str, str]:
+    """Environment for a child process that runs with ``name`` as its malloc (preloaded shared library)."""
+    env = dict(os.environ)
+    if ALLOCATORS[name] is None:
+        return env
+    lib = ctypes.util.find_library(ALLOCATORS[name])
+    if lib is None:
+        raise SystemExit(
+            f"--allocator {name}: lib{ALLOCATORS[name]} not found (Debian/Ubuntu: apt-get install "
+            f"{'libtcmalloc-minimal4' if name == 'tcmalloc' else 'libjemalloc2'})"
+        )
+    env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), lib]))
+    return env
 
 
 def matmul_peak(dtype: torch.dtype, reps: int = 10) -> float:
@@ -181,6 +201,12 @@ def main() -> None:
         choices=["none", "selective", "full"],
         help="activation checkpointing modes to measure (pre-training only)",
     )
+    parser.add_argument(
+        "--allocator",
+        default="system",
+        choices=list(ALLOCATORS),
+        help="malloc for the measuring processes: glibc, or tcmalloc/jemalloc preloaded (must be installed)",
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--data-dir", default="data/sample", help="data root with the ptbxl dump (loader)")
@@ -203,7 +229,8 @@ def main() -> None:
         f"{'% peak':>6} {'RSS MB':>7}"
     )
     print(header)
-    machine = machine_info(peaks)
+    machine = {**machine_info(peaks), "allocator": args.allocator}
+    env = allocator_env(args.allocator)
     for work in args.works:
         modes = args.checkpointing if work == "pretrain" else ["none"]
         combos = [(m, b, p, c) for m in args.models for b in args.batches for p in args.precisions for c in modes]
@@ -223,13 +250,15 @@ def main() -> None:
                 f"--warmup={args.warmup}",
                 f"--data-dir={args.data_dir}",
             ]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            child = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            out = child.stdout.strip().splitlines()[-1]
             result = {
                 "work": work,
                 "model": model,
                 "batch": batch,
                 "precision": precision,
                 "activation_checkpointing": mode,
+                "allocator": args.allocator,
                 **json.loads(out),
             }
             if "gflops" in result:
