@@ -1,11 +1,12 @@
 """Activation checkpointing of transformer blocks: recompute in the backward pass instead of storing.
 
-``selective`` keeps the outputs of the matrix products and attention kernels and recomputes only the
-cheap elementwise work (LayerNorm, GELU, residual adds, dtype casts), so the backward pass redoes no
-matrix product. On ViT-XS pre-training at batch 128 (CPU, fp32) this lowers peak memory by ~0.5 GB for
-~4 % more step time. ``full`` stores only each block's input and recomputes the whole block (about a
-third more compute; for models or batches that do not fit otherwise). Results are bit-identical to
-``none``: the recomputation runs the same kernels on the same inputs, with the RNG state restored.
+``selective`` keeps the outputs of the matrix products and attention kernels that the backward pass
+needs and recomputes only the cheap elementwise work (LayerNorm, GELU, residual adds, dtype casts), so
+the backward pass redoes no matrix product. On ViT-XS pre-training at batch 128 (CPU, fp32) it lowers
+peak RSS by ~0.5 GB (3.07 -> 2.55 GB) for 5-12 % more step time. ``full`` stores only each block's input
+and recomputes the whole block (about a third more compute; for models or batches that do not fit
+otherwise). Results are bit-identical to ``none``: the recomputation runs the same kernels on the same
+inputs, with the RNG state restored.
 """
 
 from __future__ import annotations
@@ -33,8 +34,20 @@ _KEEP_OUTPUTS = {
 }
 
 
+def _is_narrowing_product(op: object, args: tuple) -> bool:
+    """A 2-D product whose weight maps more features to fewer: in a block, only the MLP's ``fc2``.
+
+    Its output feeds nothing but the residual add, which the backward pass does not need, so it is
+    neither kept nor (the recomputation stops once every needed tensor exists) recomputed.
+    """
+    weight = args[1] if op is _aten.mm.default else args[2] if op is _aten.addmm.default else None
+    return isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.shape[0] > weight.shape[1]
+
+
 def _keep_matmul_outputs(ctx: object, op: object, *args: object, **kwargs: object) -> CheckpointPolicy:
-    return CheckpointPolicy.MUST_SAVE if op in _KEEP_OUTPUTS else CheckpointPolicy.PREFER_RECOMPUTE
+    if op in _KEEP_OUTPUTS and not _is_narrowing_product(op, args):
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
 
 
 def validate_mode(mode: str) -> str:
