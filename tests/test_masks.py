@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgjepa.data.masks import BlockMaskCollator, sample_block_mask
+from ecgjepa.data.masks import BlockMaskCollator, _choose_proportional, sample_block_mask
 from tests.conftest import FIXTURES
 
 
@@ -80,3 +80,13 @@ def test_rejects_bad_ratios_and_shapes() -> None:
         BlockMaskCollator(25, 10, 0.3, 0.2)
     with pytest.raises(ValueError, match="multiple of 25"):
         BlockMaskCollator(25, 10, 0.15, 0.25)([torch.zeros(12, 1001)])
+
+
+def test_proportional_choice_draws_exactly_like_numpy_choice() -> None:
+    sizes_rng = np.random.RandomState(0)
+    for seed in range(500):
+        sizes = [int(s) for s in sizes_rng.randint(1, 200, size=sizes_rng.randint(1, 6))]
+        ours, theirs = np.random.RandomState(seed), np.random.RandomState(seed)
+        expected = theirs.choice(len(sizes), p=np.array(sizes, dtype=np.float64) / sum(sizes))
+        assert _choose_proportional(sizes, ours) == expected
+        assert ours.randint(1 << 30) == theirs.randint(1 << 30)  # same amount of randomness consumed

