@@ -62,6 +62,10 @@ class JEPAModule(L.LightningModule):
         compile: wrap encoder, predictor and target encoder in ``torch.compile``.
         activation_checkpointing: 'none', 'selective' or 'full' for the encoder and predictor blocks
             (see :mod:`ecgjepa.models.checkpointing`); trades step time for activation memory.
+        finite_check_interval: read the loss-finiteness flag on the host every this many steps (and
+            before every checkpoint and at the end of training). 1 stops before the optimiser step of
+            the first non-finite loss; larger values avoid a host-device sync per step on GPUs. Either
+            way no checkpoint or export of a non-finite state is written.
         data, accumulate_grad_batches: recorded with the checkpoint (provenance, conversion to the
             original layout); not used for training.
     """
@@ -72,6 +76,7 @@ class JEPAModule(L.LightningModule):
         optim: Mapping[str, Any],
         compile: bool = False,
         activation_checkpointing: str = "none",
+        finite_check_interval: int = 1,
         data: Mapping[str, Any] | None = None,
         accumulate_grad_batches: int = 1,
     ) -> None:
@@ -89,6 +94,11 @@ class JEPAModule(L.LightningModule):
         set_activation_checkpointing(self.encoder, activation_checkpointing)
         set_activation_checkpointing(self.predictor, activation_checkpointing)
         self._compile = compile
+        if not (isinstance(finite_check_interval, int) and finite_check_interval >= 1):
+            raise ValueError(f"finite_check_interval: expected an integer >= 1, got {finite_check_interval!r}")
+        self.finite_check_interval = finite_check_interval
+        # (global step, loss) of the first non-finite loss, kept on the loss's device; step -1 = none yet.
+        self._first_nonfinite: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def configure_model(self) -> None:
         if self._compile and not isinstance(self.encoder, torch._dynamo.eval_frame.OptimizedModule):
@@ -110,17 +120,41 @@ class JEPAModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, keep_idx, pred_idx = batch
         loss, targets = self.jepa_loss(x, keep_idx, pred_idx)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at global step {self.global_step} (batch {batch_idx}); "
-                "stopping without writing a checkpoint of this state. The last good checkpoint is kept."
-            )
+        self._record_finiteness(loss.detach())
+        if self.finite_check_interval == 1:
+            self.raise_if_nonfinite()
         # Collapse diagnostic: spread of the target representation across the batch.
         target_std = targets.detach().float().std(dim=0).mean()
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/target_std", target_std)
         self.log("train/keep_ratio", keep_idx.shape[1] / (keep_idx.shape[1] + pred_idx.shape[1]))
         return loss
+
+    def _record_finiteness(self, loss: torch.Tensor) -> None:
+        """Remember the first non-finite loss without reading anything back to the host."""
+        if self._first_nonfinite is None:
+            self._first_nonfinite = (torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device))
+        step, value = self._first_nonfinite
+        first = torch.logical_and(step < 0, ~torch.isfinite(loss))
+        self._first_nonfinite = (torch.where(first, self.global_step, step), torch.where(first, loss.float(), value))
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise :class:`NonFiniteLossError` naming the step if a non-finite loss was seen (one host sync)."""
+        if self._first_nonfinite is None:
+            return
+        step, value = (t.item() for t in self._first_nonfinite)
+        if step >= 0:
+            raise NonFiniteLossError(
+                f"non-finite loss ({value}) at global step {int(step)}; stopping without writing a checkpoint "
+                "of this state. The last good checkpoint is kept."
+            )
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        if self.global_step % self.finite_check_interval == 0 or self.global_step >= self.trainer.max_steps:
+            self.raise_if_nonfinite()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.raise_if_nonfinite()
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_config
