@@ -50,10 +50,9 @@ def _keep_matmul_outputs(ctx: object, op: object, *args: object, **kwargs: objec
     return CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def validate_mode(mode: str) -> str:
+def validate_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"activation_checkpointing: expected one of {', '.join(MODES)}, got {mode!r}")
-    return mode
 
 
 def run_checkpointed(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str) -> torch.Tensor:
