@@ -80,7 +80,7 @@ def cpu_attention_flops() -> dict:
 
 
 def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str = "none"):
-    """Return (step function, FLOP-counting function) for one kind of work."""
+    """Return the step function of one kind of work (eval's takes ``count_flops``)."""
     from ecgjepa.callbacks.target_momentum import ema_update
     from ecgjepa.data.masks import BlockMaskCollator
     from ecgjepa.models import ModelConfig

@@ -50,11 +50,6 @@ def _keep_matmul_outputs(ctx: object, op: object, *args: object, **kwargs: objec
     return CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def validate_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"activation_checkpointing: expected one of {', '.join(MODES)}, got {mode!r}")
-
-
 def run_checkpointed(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str) -> torch.Tensor:
     """``forward(x)`` under activation checkpointing ``mode`` ('selective' or 'full')."""
     if mode == "selective":
@@ -65,7 +60,8 @@ def run_checkpointed(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.T
 
 def set_activation_checkpointing(module: torch.nn.Module, mode: str) -> None:
     """Set ``mode`` on every transformer block inside ``module`` (used only when training with grad)."""
-    validate_mode(mode)
+    if mode not in MODES:
+        raise ValueError(f"activation_checkpointing: expected one of {', '.join(MODES)}, got {mode!r}")
     for block in module.modules():
         if hasattr(block, "activation_checkpointing"):
             block.activation_checkpointing = mode

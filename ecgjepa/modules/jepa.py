@@ -142,14 +142,16 @@ class JEPAModule(L.LightningModule):
         """Raise :class:`NonFiniteLossError` naming the step if a non-finite loss was seen (one host sync)."""
         if self._first_nonfinite is None:
             return
-        step, value = (t.item() for t in self._first_nonfinite)
-        if step >= 0:
+        step, value = self._first_nonfinite
+        if step.item() >= 0:
             raise NonFiniteLossError(
-                f"non-finite loss ({value}) at global step {int(step)}; stopping without writing a checkpoint "
-                "of this state. The last good checkpoint is kept."
+                f"non-finite loss ({value.item()}) at global step {step.item()}; stopping without writing a "
+                "checkpoint of this state. The last good checkpoint is kept."
             )
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        if self.finite_check_interval == 1:
+            return  # training_step already checked before the optimiser step
         if self.global_step % self.finite_check_interval == 0 or self.global_step >= self.trainer.max_steps:
             self.raise_if_nonfinite()
 
