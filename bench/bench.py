@@ -108,8 +108,8 @@ def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str 
 
         return step
     protocol = {
-        "linear": {"name": "linear", "frozen": True, "attn_pooling": True},
-        "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05},
+        "linear": {"name": "linear", "frozen": True, "attn_pooling": True, "gradient_clip": 1.0},
+        "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05, "gradient_clip": 0.0},
         "eval": {"name": "linear", "frozen": True, "attn_pooling": True},
     }[work]
     module = ClassifierModule(cfg.to_dict(), protocol, num_classes=71)
@@ -130,6 +130,8 @@ def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str 
         with autocast:
             loss = module.loss(module.model(x).float(), y)
         loss.backward()
+        if protocol["gradient_clip"] > 0:  # as the trainer's gradient_clip_val does
+            torch.nn.utils.clip_grad_norm_(module.model.parameters(), protocol["gradient_clip"])
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -161,7 +163,13 @@ def measure(args: argparse.Namespace) -> dict:
     if args.work == "loader":
         result = loader_rate(args.batch, args.data_dir)
     else:
-        step = make_step(args.work, args.model, args.batch, args.precision == "bf16", args.mode)
+        bf16 = args.precision == "bf16"
+        if args.impl == "original":
+            from original import make_original_step
+
+            step = make_original_step(args.work, args.model, args.batch, bf16, args.original)
+        else:
+            step = make_step(args.work, args.model, args.batch, bf16, args.mode)
         from torch.utils.flop_counter import FlopCounterMode
 
         # FLOPs of the step as run: 'selective' checkpointing recomputes no matrix product, so its count equals
@@ -207,6 +215,14 @@ def main() -> None:
         choices=list(ALLOCATORS),
         help="malloc for the measuring processes: glibc, or tcmalloc/jemalloc preloaded (must be installed)",
     )
+    parser.add_argument(
+        "--original",
+        metavar="DIR",
+        help="a local checkout of the original kweimann/ECG-JEPA: measure its steps side by side with ours",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="processes per measurement (interleaved); the median is reported"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--data-dir", default="data/sample", help="data root with the ptbxl dump (loader)")
@@ -217,6 +233,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="none", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", default="ecgjepa", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args)))
@@ -225,8 +242,8 @@ def main() -> None:
     print(f"matmul peak on this machine: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []
     header = (
-        f"{'work':9} {'model':7} {'batch':>5} {'prec':5} {'act ckpt':9} {'ECG/s':>8} {'step s':>7} {'GFLOP/s':>8} "
-        f"{'% peak':>6} {'RSS MB':>7}"
+        f"{'impl':8} {'work':9} {'model':7} {'batch':>5} {'prec':5} {'act ckpt':9} {'ECG/s':>8} {'step s':>7} "
+        f"{'GFLOP/s':>8} {'% peak':>6} {'RSS MB':>7}"
     )
     print(header)
     machine = {**machine_info(peaks), "allocator": args.allocator}
@@ -236,43 +253,95 @@ def main() -> None:
         combos = [(m, b, p, c) for m in args.models for b in args.batches for p in args.precisions for c in modes]
         if work == "loader":
             combos = [("-", b, "-", "-") for b in args.batches]
+        impls = ["ecgjepa", "original"] if args.original and work != "loader" else ["ecgjepa"]
         for model, batch, precision, mode in combos:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                f"--work={work}",
-                f"--model={model}",
-                f"--batch={batch}",
-                f"--precision={precision}",
-                f"--mode={mode}",
-                f"--steps={args.steps}",
-                f"--warmup={args.warmup}",
-                f"--data-dir={args.data_dir}",
-            ]
-            child = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-            out = child.stdout.strip().splitlines()[-1]
-            result = {
-                "work": work,
-                "model": model,
-                "batch": batch,
-                "precision": precision,
-                "activation_checkpointing": mode,
-                "allocator": args.allocator,
-                **json.loads(out),
-            }
-            if "gflops" in result:
-                result["pct_peak"] = 100 * result["gflops"] / peaks[precision]
-            rows.append(result)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
-            print(
-                f"{work:9} {model:7} {batch:5d} {precision:5} {mode:9} {result['ecgs_per_s']:8.1f} "
-                f"{result.get('step_s', 0):7.3f} {result.get('gflops', 0):8.1f} {result.get('pct_peak', 0):6.1f} "
-                f"{result['peak_rss_mb']:7.0f}",
-                flush=True,
-            )
+            runs: dict[str, list[dict]] = {}
+            # Interleaved repeats: ours and the original alternate, so slow phases of a noisy machine hit both.
+            for _ in range(args.repeats):
+                for impl in impls if mode in ("none", "-") else ["ecgjepa"]:
+                    runs.setdefault(impl, []).append(run_child(args, work, model, batch, precision, mode, impl, env))
+            for impl, results in runs.items():
+                result = {
+                    "impl": impl,
+                    "work": work,
+                    "model": model,
+                    "batch": batch,
+                    "precision": precision,
+                    "activation_checkpointing": mode,
+                    "allocator": args.allocator,
+                    **sorted(results, key=lambda r: r["ecgs_per_s"])[len(results) // 2],
+                    "ecgs_per_s_runs": [r["ecgs_per_s"] for r in results],
+                }
+                if "gflops" in result:
+                    result["pct_peak"] = 100 * result["gflops"] / peaks[precision]
+                rows.append(result)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(
+                    json.dumps({"machine": machine, "results": rows, "speedups": speedups(rows)}, indent=2)
+                )
+                print(
+                    f"{impl:8} {work:9} {model:7} {batch:5d} {precision:5} {mode:9} {result['ecgs_per_s']:8.1f} "
+                    f"{result.get('step_s', 0):7.3f} {result.get('gflops', 0):8.1f} "
+                    f"{result.get('pct_peak', 0):6.1f} {result['peak_rss_mb']:7.0f}",
+                    flush=True,
+                )
+    for line in speedups(rows):
+        print(
+            f"ours / original  {line['work']:9} {line['model']:7} {line['batch']:5d} {line['precision']:5} "
+            f"x{line['speedup']:.2f} ECG/s  (original {line['original_pct_peak']:.0f} % of peak, ours "
+            f"{line['ours_pct_peak']:.0f} %; RSS {line['rss_ratio']:.2f}x)"
+        )
     print(f"wrote {args.out}")
+
+
+def run_child(
+    args: argparse.Namespace, work: str, model: str, batch: int, precision: str, mode: str, impl: str, env: dict
+) -> dict:
+    """One measurement in a fresh process (its own peak RSS); the child prints its result as JSON."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        f"--work={work}",
+        f"--model={model}",
+        f"--batch={batch}",
+        f"--precision={precision}",
+        f"--mode={mode}",
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--data-dir={args.data_dir}",
+        f"--impl={impl}",
+        *([f"--original={args.original}"] if impl == "original" else []),
+    ]
+    child = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if child.returncode:
+        raise SystemExit(f"{impl} {work} {model} batch {batch} {precision} failed:\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def speedups(rows: list[dict]) -> list[dict]:
+    """Ours vs the original for every (work, model, batch, precision) measured on both, no checkpointing."""
+    key = ("work", "model", "batch", "precision")
+    ours = {
+        tuple(r[k] for k in key): r
+        for r in rows
+        if r["impl"] == "ecgjepa" and r["activation_checkpointing"] in ("none", "-")
+    }
+    lines = []
+    for r in rows:
+        mine = ours.get(tuple(r[k] for k in key))
+        if r["impl"] != "original" or mine is None:
+            continue
+        lines.append(
+            {
+                **{k: r[k] for k in key},
+                "speedup": mine["ecgs_per_s"] / r["ecgs_per_s"],
+                "ours_pct_peak": mine["pct_peak"],
+                "original_pct_peak": r["pct_peak"],
+                "rss_ratio": mine["peak_rss_mb"] / r["peak_rss_mb"],
+            }
+        )
+    return lines
 
 
 def machine_info(peaks: dict[str, float]) -> dict:

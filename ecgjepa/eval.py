@@ -55,6 +55,7 @@ def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModu
         "num_classes": datamodule.num_classes,
         "multiclass": datamodule.multiclass,
         "sampling_frequency": datamodule.fs,
+        "no_grad_chunk_mib": cfg.no_grad_chunk_mib,
     }
     if spec in model_names() and not Path(spec).exists():
         if protocol.requires_eval_checkpoint:

@@ -132,3 +132,44 @@ def test_bf16_cpu_attention_matches_float32_without_float32_score_matrices() -> 
         assert (got.grad.float() - ref.grad).abs().max() < 0.03 * ref.grad.abs().max()
     assert (torch.bfloat16, (6, 50, 20)) in shapes  # the scores exist, in bf16 only
     assert not [s for dtype, s in shapes if dtype == torch.float32 and s[-2:] == (50, 20)]
+
+
+def _batch_sizes_seen(encoder: VisionTransformer, *args: object) -> tuple[torch.Tensor, list[int]]:
+    sizes: list[int] = []
+    hook = encoder.patch_embed.register_forward_pre_hook(lambda m, inp: sizes.append(inp[0].shape[0]))
+    try:
+        return encoder(*args), sizes
+    finally:
+        hook.remove()
+
+
+def test_no_grad_forwards_run_in_chunks_with_the_same_results() -> None:
+    torch.manual_seed(0)
+    whole = VisionTransformer(TINY, no_grad_chunk_mib=0).eval()
+    # One sequence of 201 tokens has a 201 x 128 x 4-byte MLP activation: 0.3 MiB holds 3 of them.
+    chunked = VisionTransformer(TINY, no_grad_chunk_mib=0.3).eval()
+    chunked.load_state_dict(whole.state_dict())
+    x = torch.randn(7, 12, 5000)
+    keep = torch.stack([torch.randperm(200)[:40].sort().values for _ in range(7)])
+    with torch.no_grad():
+        expected, sizes = _batch_sizes_seen(whole, x)
+        assert sizes == [7]
+        out, sizes = _batch_sizes_seen(chunked, x)
+        assert sizes == [3, 3, 1]
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+        out, sizes = _batch_sizes_seen(chunked, x, keep)  # 41 tokens: 14 per chunk
+        assert sizes == [7]
+        torch.testing.assert_close(out, whole(x, keep), rtol=0, atol=1e-6)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # 2-byte activations: twice the sequences
+            _, sizes = _batch_sizes_seen(chunked, x)
+        assert sizes == [6, 1]
+    with torch.inference_mode():
+        assert _batch_sizes_seen(chunked, x)[1] == [3, 3, 1]
+    # With autograd the whole batch runs at once (the graph keeps every activation anyway).
+    assert _batch_sizes_seen(chunked, x)[1] == [7]
+
+
+@pytest.mark.parametrize("value", [-1, "8", True])
+def test_bad_chunk_size_is_named(value: object) -> None:
+    with pytest.raises(ValueError, match="no_grad_chunk_mib: expected a number of MiB >= 0"):
+        VisionTransformer(TINY, no_grad_chunk_mib=value)

@@ -29,16 +29,30 @@ class PatchEmbed(nn.Module):
         return self.proj(x).transpose(1, 2)
 
 
+def validate_chunk_mib(value: object) -> float:
+    """``value`` as a float >= 0, or a ValueError naming the config key."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"no_grad_chunk_mib: expected a number of MiB >= 0 (0 = no chunking), got {value!r}")
+    return float(value)
+
+
 class VisionTransformer(nn.Module):
     """The ECG-JEPA encoder.
 
     Args:
         config: model sizes; ``channels`` and ``channel_size`` fix the input leads and the longest input.
+        no_grad_chunk_mib: forwards without autograd on the CPU (EMA target encoder, frozen probe
+            encoder, evaluation) run the batch in chunks whose MLP hidden activation stays under this
+            many MiB; 0 runs the whole batch at once. Results are the same per sample; the speed-up comes
+            from memory: glibc maps every buffer over 32 MiB afresh (page faults and zeroing on each
+            call) and small chunks stay in cache. Measured on ViT-XS 7-crop evaluation of 32 records:
+            1.3-1.6x (fp32) and 1.6x (bf16) at 8 MiB. GPUs and compiled graphs always take the whole batch.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, no_grad_chunk_mib: float = 8.0) -> None:
         super().__init__()
         self.config = config
+        self.no_grad_chunk_mib = validate_chunk_mib(no_grad_chunk_mib)
         c = config
         self.dim = c.dim
         self.num_registers = c.num_registers
@@ -77,6 +91,32 @@ class VisionTransformer(nn.Module):
         Returns:
             (B, N or K, D), or (B, R + N or K, D) with ``keep_registers``.
         """
+        chunk = self._no_grad_chunk(x, keep_idx)
+        if chunk >= x.shape[0]:
+            return self._encode(x, keep_idx, keep_registers)
+        return torch.cat(
+            [
+                self._encode(x[i : i + chunk], None if keep_idx is None else keep_idx[i : i + chunk], keep_registers)
+                for i in range(0, x.shape[0], chunk)
+            ]
+        )
+
+    def _no_grad_chunk(self, x: torch.Tensor, keep_idx: torch.Tensor | None) -> int:
+        """Sequences per chunk (see ``no_grad_chunk_mib``); the whole batch where chunking does not apply."""
+        if (
+            not self.no_grad_chunk_mib
+            or torch.is_grad_enabled()
+            or x.device.type != "cpu"
+            or torch.compiler.is_compiling()
+        ):
+            return x.shape[0]
+        tokens = self.num_registers + (x.shape[-1] // self.config.patch_size if keep_idx is None else keep_idx.shape[1])
+        autocast = torch.is_autocast_enabled("cpu")
+        itemsize = torch.get_autocast_dtype("cpu").itemsize if autocast else x.element_size()
+        hidden_bytes = tokens * int(self.dim * self.config.mlp_ratio) * itemsize
+        return max(1, int(self.no_grad_chunk_mib * 2**20 // hidden_bytes))
+
+    def _encode(self, x: torch.Tensor, keep_idx: torch.Tensor | None, keep_registers: bool) -> torch.Tensor:
         tokens = self.patch_embed(x)
         n = tokens.shape[1]
         if n > self.pos_embed.shape[1]:

@@ -76,6 +76,8 @@ class ClassifierModule(L.LightningModule):
         sampling_frequency: Hz, to turn crop durations into samples.
         encoder_state: encoder weights to start from (None = random init).
         classifier_state: full classifier weights (LP-FT from a previous evaluation).
+        no_grad_chunk_mib: chunking of encoder forwards without autograd on the CPU (frozen encoder,
+            validation and test; see :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class ClassifierModule(L.LightningModule):
         encoder_state: Mapping[str, torch.Tensor] | None = None,
         classifier_state: Mapping[str, torch.Tensor] | None = None,
         source: str = "random init",
+        no_grad_chunk_mib: float = 8.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder_state", "classifier_state"])
@@ -95,7 +98,7 @@ class ClassifierModule(L.LightningModule):
         p = self.protocol
         # NOTE(parity): the protocol's dropout replaces the encoder's projection/MLP dropout only.
         encoder_cfg = dataclasses.replace(ModelConfig.from_dict(model), dropout=p.dropout, attn_dropout=0.0)
-        encoder = VisionTransformer(encoder_cfg)
+        encoder = VisionTransformer(encoder_cfg, no_grad_chunk_mib)
         if encoder_state is not None:
             load_into(encoder, encoder_state, source)
         self.model = ViTClassifier(encoder, num_classes, p.attn_pooling, p.use_register, p.bias, p.frozen)

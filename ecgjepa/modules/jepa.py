@@ -62,6 +62,8 @@ class JEPAModule(L.LightningModule):
         compile: wrap encoder, predictor and target encoder in ``torch.compile``.
         activation_checkpointing: 'none', 'selective' or 'full' for the encoder and predictor blocks
             (see :mod:`ecgjepa.models.checkpointing`); trades step time for activation memory.
+        no_grad_chunk_mib: chunking of the target encoder's forward on the CPU (see
+            :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
         finite_check_interval: read the loss-finiteness flag on the host every this many steps (and
             before every checkpoint and at the end of training). 1 stops before the optimiser step of
             the first non-finite loss; larger values avoid a host-device sync per step on GPUs. Either
@@ -76,6 +78,7 @@ class JEPAModule(L.LightningModule):
         optim: Mapping[str, Any],
         compile: bool = False,
         activation_checkpointing: str = "none",
+        no_grad_chunk_mib: float = 8.0,
         finite_check_interval: int = 1,
         data: Mapping[str, Any] | None = None,
         accumulate_grad_batches: int = 1,
@@ -87,7 +90,7 @@ class JEPAModule(L.LightningModule):
             self.optim_config = OptimConfig(**{**dict(optim), "opt_betas": tuple(optim.get("opt_betas", (0.9, 0.99)))})
         except TypeError as err:
             raise ValueError(f"optim: {err}") from None
-        self.encoder = VisionTransformer(self.model_config)
+        self.encoder = VisionTransformer(self.model_config, no_grad_chunk_mib)
         self.predictor = Predictor(self.model_config)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
