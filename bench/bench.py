@@ -6,6 +6,8 @@ peak measured on this machine. Prints a table and writes JSON.
 
     python bench/bench.py                              # ViT-XS/S x batch 32/128 x fp32/bf16, all work kinds
     python bench/bench.py --models vit_xs --batches 32 --works pretrain --precisions fp32 --checkpointing none
+    python bench/bench.py --original ~/src/ECG-JEPA --repeats 2   # the original's steps side by side (original.py)
+    python bench/table.py bench/results/bench.json                # the JSON as Markdown tables
 """
 
 from __future__ import annotations

@@ -146,8 +146,9 @@ def _batch_sizes_seen(encoder: VisionTransformer, *args: object) -> tuple[torch.
 def test_no_grad_forwards_run_in_chunks_with_the_same_results() -> None:
     torch.manual_seed(0)
     whole = VisionTransformer(TINY, no_grad_chunk_mib=0).eval()
-    # One sequence of 201 tokens has a 201 x 128 x 4-byte MLP activation: 0.3 MiB holds 3 of them.
-    chunked = VisionTransformer(TINY, no_grad_chunk_mib=0.3).eval()
+    # One sequence of 201 tokens has a 201 x 128 x 4-byte MLP activation (0.098 MiB); 7 of them are 0.69 MiB,
+    # 4.6 budgets of 0.15 MiB: 5 equal chunks.
+    chunked = VisionTransformer(TINY, no_grad_chunk_mib=0.15).eval()
     chunked.load_state_dict(whole.state_dict())
     x = torch.randn(7, 12, 5000)
     keep = torch.stack([torch.randperm(200)[:40].sort().values for _ in range(7)])
@@ -155,16 +156,16 @@ def test_no_grad_forwards_run_in_chunks_with_the_same_results() -> None:
         expected, sizes = _batch_sizes_seen(whole, x)
         assert sizes == [7]
         out, sizes = _batch_sizes_seen(chunked, x)
-        assert sizes == [3, 3, 1]
+        assert sizes == [2, 2, 1, 1, 1]
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
-        out, sizes = _batch_sizes_seen(chunked, x, keep)  # 41 tokens: 14 per chunk
+        out, sizes = _batch_sizes_seen(chunked, x, keep)  # 41 tokens: 0.9 budgets, one chunk
         assert sizes == [7]
         torch.testing.assert_close(out, whole(x, keep), rtol=0, atol=1e-6)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # 2-byte activations: twice the sequences
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # 2-byte activations: 2.3 budgets
             _, sizes = _batch_sizes_seen(chunked, x)
-        assert sizes == [6, 1]
+        assert sizes == [3, 2, 2]
     with torch.inference_mode():
-        assert _batch_sizes_seen(chunked, x)[1] == [3, 3, 1]
+        assert _batch_sizes_seen(chunked, x)[1] == [2, 2, 1, 1, 1]
     # With autograd the whole batch runs at once (the graph keeps every activation anyway).
     assert _batch_sizes_seen(chunked, x)[1] == [7]
 
