@@ -223,7 +223,10 @@ def main() -> None:
         help="a local checkout of the original kweimann/ECG-JEPA: measure its steps side by side with ours",
     )
     parser.add_argument(
-        "--repeats", type=int, default=1, help="processes per measurement (interleaved); the median is reported"
+        "--repeats",
+        type=int,
+        default=1,
+        help="processes per measurement (interleaved with the original's); the median is reported",
     )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -237,6 +240,8 @@ def main() -> None:
     parser.add_argument("--mode", default="none", help=argparse.SUPPRESS)
     parser.add_argument("--impl", default="ecgjepa", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
     if args.child:
         print(json.dumps(measure(args)))
         return
@@ -258,9 +263,10 @@ def main() -> None:
         impls = ["ecgjepa", "original"] if args.original and work != "loader" else ["ecgjepa"]
         for model, batch, precision, mode in combos:
             runs: dict[str, list[dict]] = {}
-            # Interleaved repeats: ours and the original alternate, so slow phases of a noisy machine hit both.
-            for _ in range(args.repeats):
-                for impl in impls if mode in ("none", "-") else ["ecgjepa"]:
+            # Interleaved repeats, the order flipping each round: slow phases of a noisy machine hit both.
+            order = impls if mode in ("none", "-") else ["ecgjepa"]
+            for r in range(args.repeats):
+                for impl in order if r % 2 == 0 else order[::-1]:
                     runs.setdefault(impl, []).append(run_child(args, work, model, batch, precision, mode, impl, env))
             for impl, results in runs.items():
                 result = {
@@ -271,8 +277,7 @@ def main() -> None:
                     "precision": precision,
                     "activation_checkpointing": mode,
                     "allocator": args.allocator,
-                    **sorted(results, key=lambda r: r["ecgs_per_s"])[len(results) // 2],
-                    "ecgs_per_s_runs": [r["ecgs_per_s"] for r in results],
+                    **combine_runs(results),
                 }
                 if "gflops" in result:
                     result["pct_peak"] = 100 * result["gflops"] / peaks[precision]
@@ -294,6 +299,17 @@ def main() -> None:
             f"{line['ours_pct_peak']:.0f} %; RSS {line['rss_ratio']:.2f}x)"
         )
     print(f"wrote {args.out}")
+
+
+def combine_runs(results: list[dict]) -> dict:
+    """One row from repeated runs: median step time and throughput, the largest peak RSS, every run's ECG/s."""
+    combined = {**results[0], "ecgs_per_s": statistics.median(r["ecgs_per_s"] for r in results)}
+    if "step_s" in combined:
+        combined["step_s"] = statistics.median(r["step_s"] for r in results)
+        combined["gflops"] = combined["gflop_per_step"] / combined["step_s"]
+    combined["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    combined["ecgs_per_s_runs"] = [r["ecgs_per_s"] for r in results]
+    return combined
 
 
 def run_child(

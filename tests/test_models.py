@@ -143,34 +143,64 @@ def _batch_sizes_seen(encoder: VisionTransformer, *args: object) -> tuple[torch.
         hook.remove()
 
 
+def _chunked_copy(whole: VisionTransformer, mib: float) -> VisionTransformer:
+    chunked = VisionTransformer(TINY, no_grad_chunk_mib=mib).eval()
+    chunked.load_state_dict(whole.state_dict())
+    return chunked
+
+
 def test_no_grad_forwards_run_in_chunks_with_the_same_results() -> None:
     torch.manual_seed(0)
     whole = VisionTransformer(TINY, no_grad_chunk_mib=0).eval()
-    # One sequence of 201 tokens has a 201 x 128 x 4-byte MLP activation (0.098 MiB); 7 of them are 0.69 MiB,
-    # 4.6 budgets of 0.15 MiB: 5 equal chunks.
-    chunked = VisionTransformer(TINY, no_grad_chunk_mib=0.15).eval()
-    chunked.load_state_dict(whole.state_dict())
+    # One sequence of 201 tokens has a 201 x 128 x 4-byte MLP activation (0.098 MiB): 0.3 MiB holds 3, so a
+    # batch of 7 runs as 3 equal chunks of at most 3.
+    chunked = _chunked_copy(whole, 0.3)
     x = torch.randn(7, 12, 5000)
-    keep = torch.stack([torch.randperm(200)[:40].sort().values for _ in range(7)])
     with torch.no_grad():
         expected, sizes = _batch_sizes_seen(whole, x)
         assert sizes == [7]
         out, sizes = _batch_sizes_seen(chunked, x)
-        assert sizes == [2, 2, 1, 1, 1]
-        torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
-        out, sizes = _batch_sizes_seen(chunked, x, keep)  # 41 tokens: 0.9 budgets, one chunk
-        assert sizes == [7]
-        torch.testing.assert_close(out, whole(x, keep), rtol=0, atol=1e-6)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # 2-byte activations: 2.3 budgets
-            _, sizes = _batch_sizes_seen(chunked, x)
         assert sizes == [3, 2, 2]
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+        out, sizes = _batch_sizes_seen(chunked, x, None, True)  # register outputs kept
+        assert sizes == [3, 2, 2]
+        torch.testing.assert_close(out, whole(x, keep_registers=True), rtol=0, atol=1e-6)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # 2-byte activations: 6 sequences per chunk
+            _, sizes = _batch_sizes_seen(chunked, x)
+        assert sizes == [4, 3]
+        assert _batch_sizes_seen(chunked, x[:1])[1] == [1]
+        assert chunked(x[:0]).shape == (0, 200, 32)
     with torch.inference_mode():
-        assert _batch_sizes_seen(chunked, x)[1] == [2, 2, 1, 1, 1]
+        assert _batch_sizes_seen(chunked, x)[1] == [3, 2, 2]
     # With autograd the whole batch runs at once (the graph keeps every activation anyway).
     assert _batch_sizes_seen(chunked, x)[1] == [7]
 
 
-@pytest.mark.parametrize("value", [-1, "8", True])
+def test_chunks_follow_the_context_length_and_never_go_below_one_sequence() -> None:
+    torch.manual_seed(0)
+    whole = VisionTransformer(TINY, no_grad_chunk_mib=0).eval()
+    chunked = _chunked_copy(whole, 0.05)  # less than one full sequence (0.098 MiB)
+    x = torch.randn(7, 12, 5000)
+    keep = torch.stack([torch.randperm(200)[:40].sort().values for _ in range(7)])
+    with torch.no_grad():
+        assert _batch_sizes_seen(chunked, x)[1] == [1] * 7
+        out, sizes = _batch_sizes_seen(chunked, x, keep)  # 41 tokens: 0.02 MiB, 2 per chunk
+        assert sizes == [2, 2, 2, 1]
+        torch.testing.assert_close(out, whole(x, keep), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [-1, "8", True, float("inf"), float("nan")])
 def test_bad_chunk_size_is_named(value: object) -> None:
-    with pytest.raises(ValueError, match="no_grad_chunk_mib: expected a number of MiB >= 0"):
+    with pytest.raises(ValueError, match="no_grad_chunk_mib: expected a finite number of MiB >= 0"):
         VisionTransformer(TINY, no_grad_chunk_mib=value)
+
+
+def test_chunk_budget_reaches_every_encoder() -> None:
+    from ecgjepa.modules.classifier import ClassifierModule
+    from ecgjepa.modules.jepa import JEPAModule
+
+    jepa = JEPAModule(TINY.to_dict(), {}, no_grad_chunk_mib=2)
+    assert jepa.encoder.no_grad_chunk_mib == jepa.target_encoder.no_grad_chunk_mib == 2
+    protocol = {"name": "linear", "frozen": True, "attn_pooling": True}
+    classifier = ClassifierModule(TINY.to_dict(), protocol, num_classes=3, no_grad_chunk_mib=2)
+    assert classifier.model.encoder.no_grad_chunk_mib == 2

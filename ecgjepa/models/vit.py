@@ -33,8 +33,8 @@ class PatchEmbed(nn.Module):
 
 def validate_chunk_mib(value: object) -> float:
     """``value`` as a float >= 0, or a ValueError naming the config key."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"no_grad_chunk_mib: expected a number of MiB >= 0 (0 = no chunking), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"no_grad_chunk_mib: expected a finite number of MiB >= 0 (0 = no chunking), got {value!r}")
     return float(value)
 
 
@@ -104,8 +104,8 @@ class VisionTransformer(nn.Module):
         )
 
     def _no_grad_chunks(self, x: torch.Tensor, keep_idx: torch.Tensor | None) -> int:
-        """How many equal chunks to split the batch into (see ``no_grad_chunk_mib``): enough that each holds
-        at most the budget of MLP activation; 1 where chunking does not apply."""
+        """How many equal chunks to split the batch into (see ``no_grad_chunk_mib``): as few as keep each
+        within the budget of MLP activation (one sequence at least); 1 where chunking does not apply."""
         if (
             not self.no_grad_chunk_mib
             or torch.is_grad_enabled()
@@ -116,8 +116,9 @@ class VisionTransformer(nn.Module):
         tokens = self.num_registers + (x.shape[-1] // self.config.patch_size if keep_idx is None else keep_idx.shape[1])
         autocast = torch.is_autocast_enabled("cpu")
         itemsize = torch.get_autocast_dtype("cpu").itemsize if autocast else x.element_size()
-        hidden_bytes = x.shape[0] * tokens * int(self.dim * self.config.mlp_ratio) * itemsize
-        return min(x.shape[0], math.ceil(hidden_bytes / (self.no_grad_chunk_mib * 2**20)))
+        per_sequence = tokens * int(self.dim * self.config.mlp_ratio) * itemsize
+        per_chunk = max(1, int(self.no_grad_chunk_mib * 2**20 // per_sequence))
+        return max(1, math.ceil(x.shape[0] / per_chunk))
 
     def _encode(self, x: torch.Tensor, keep_idx: torch.Tensor | None, keep_registers: bool) -> torch.Tensor:
         tokens = self.patch_embed(x)
