@@ -7,13 +7,20 @@ peak measured on this machine. Prints a table and writes JSON.
     python bench/bench.py                              # ViT-XS/S x batch 32/128 x fp32/bf16, all work kinds
     python bench/bench.py --models vit_xs --batches 32 --works pretrain --precisions fp32 --checkpointing none
     python bench/bench.py --original ~/src/ECG-JEPA --repeats 2   # the original's steps side by side (original.py)
+    python bench/bench.py --device cuda --models vit_s --batches 2048 --works pretrain --precisions bf16
     python bench/table.py bench/results/bench.json                # the JSON as Markdown tables
+
+On CUDA each step is synchronised before its clock stops, float32 matrix products use TF32 (as our
+``train.py`` and the original's scripts set on a GPU), the peak is the GPU's own, and the peak GPU memory is
+reported beside the RSS. Masks are drawn before timing (a pool of batches, cycled): in training the loader
+processes draw them.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes.util
+import itertools
 import json
 import os
 import platform
@@ -48,17 +55,39 @@ def allocator_env(name: str) -> dict[str, str]:
     return env
 
 
-def matmul_peak(dtype: torch.dtype, reps: int = 10) -> float:
-    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak)."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so host clocks time the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, reps: int = 10) -> float:
+    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak).
+
+    On CUDA the fp32 peak is the TF32 one (the precision the steps run at there)."""
     best = 0.0
-    for n in (1024, 2048, 3072):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    sizes = (4096, 8192) if device.type == "cuda" else (1024, 2048, 3072)
+    for n in sizes:
+        a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
         a @ b
         for _ in range(reps):
+            synchronize(device)
             t = time.perf_counter()
             a @ b
+            synchronize(device)
             best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+def mask_pool(batch: int, patch_size: int, min_block: int, device: torch.device, size: int = 8) -> itertools.cycle:
+    """``size`` batches of (keep_idx, pred_idx) on ``device``, cycled: the masks of the timed steps (the
+    loader's work in training, so kept out of the step). Each entry is drawn with the collator's
+    ``rng_for(i)``, so ours and the original's steps see the same context lengths."""
+    from ecgjepa.data.masks import BlockMaskCollator
+
+    collator = BlockMaskCollator(patch_size, min_block, 0.15, 0.25)
+    masks = [collator.sample(batch, 200, collator.rng_for(i)) for i in range(size)]
+    return itertools.cycle([(keep.to(device), pred.to(device)) for keep, pred in masks])
 
 
 def cpu_attention_flops() -> dict:
@@ -81,26 +110,35 @@ def cpu_attention_flops() -> dict:
     }
 
 
-def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str = "none"):
-    """Return the step function of one kind of work (eval's takes ``count_flops``)."""
+def make_step(
+    work: str,
+    model: str,
+    batch: int,
+    bf16: bool,
+    checkpointing: str = "none",
+    device: torch.device | None = None,
+    compile: bool = False,
+):
+    """Return the step function of one kind of work (eval's takes ``count_flops``) and a function that
+    compiles the step's modules (``torch.compile``, as ``compile=true`` does in training), or None."""
     from ecgjepa.callbacks.target_momentum import ema_update
-    from ecgjepa.data.masks import BlockMaskCollator
     from ecgjepa.models import ModelConfig
     from ecgjepa.modules.classifier import ClassifierModule
     from ecgjepa.modules.jepa import JEPAModule
     from ecgjepa.optim import adamw, param_groups
 
     cfg = ModelConfig(*SIZES[model])
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    device = device or torch.device("cpu")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     if work == "pretrain":
-        module = JEPAModule(cfg.to_dict(), {}, activation_checkpointing=checkpointing)
+        module = JEPAModule(cfg.to_dict(), {}, compile=compile, activation_checkpointing=checkpointing).to(device)
+        # fused=None: the fused kernel on CUDA, foreach on the CPU (what training picks).
         opt = adamw(param_groups([module.encoder, module.predictor], 0.05), 1e-4, (0.9, 0.99), 1e-6)
-        collator = BlockMaskCollator(25, 10, 0.15, 0.25)
-        x = torch.randn(batch, 12, 5000)
-        counter = iter(range(10**9))
+        masks = mask_pool(batch, 25, 10, device)
+        x = torch.randn(batch, 12, 5000, device=device)
 
         def step() -> None:
-            keep, pred = collator.sample(batch, 200, collator.rng_for(next(counter)))
+            keep, pred = next(masks)
             with autocast:
                 loss, _ = module.jepa_loss(x, keep, pred)
             loss.backward()
@@ -108,25 +146,25 @@ def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str 
             opt.zero_grad(set_to_none=True)
             ema_update(module.target_encoder, module.encoder, 0.999)
 
-        return step
+        return step, module.configure_model
     protocol = {
         "linear": {"name": "linear", "frozen": True, "attn_pooling": True, "gradient_clip": 1.0},
         "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05, "gradient_clip": 0.0},
         "eval": {"name": "linear", "frozen": True, "attn_pooling": True},
     }[work]
-    module = ClassifierModule(cfg.to_dict(), protocol, num_classes=71)
+    module = ClassifierModule(cfg.to_dict(), protocol, num_classes=71).to(device)
     if work == "eval":
         module.eval()
-        x = torch.randn(batch, 12, 5000)
+        x = torch.randn(batch, 12, 5000, device=device)
 
         def step(count_flops: bool = False) -> None:
             # FlopCounterMode needs autograd bookkeeping: count on a forward with grad mode on.
             with torch.inference_mode(not count_flops), autocast:
                 module(x)
 
-        return step
+        return step, None
     opt = adamw(param_groups([module.model], 0.01), 1e-4, (0.9, 0.999), 1e-8)
-    x, y = torch.randn(batch, 12, 1250), (torch.rand(batch, 71) < 0.1).float()
+    x, y = torch.randn(batch, 12, 1250, device=device), (torch.rand(batch, 71, device=device) < 0.1).float()
 
     def step() -> None:
         with autocast:
@@ -137,7 +175,7 @@ def make_step(work: str, model: str, batch: int, bf16: bool, checkpointing: str 
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return step
+    return step, None
 
 
 def loader_rate(batch: int, data_dir: str) -> dict:
@@ -162,6 +200,9 @@ def loader_rate(batch: int, data_dir: str) -> dict:
 def measure(args: argparse.Namespace) -> dict:
     """One (work, model, batch, precision) measurement; runs inside a child process."""
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32, as train.py and the original's scripts set on CUDA
     if args.work == "loader":
         result = loader_rate(args.batch, args.data_dir)
     else:
@@ -169,22 +210,32 @@ def measure(args: argparse.Namespace) -> dict:
         if args.impl == "original":
             from original import make_original_step
 
-            step = make_original_step(args.work, args.model, args.batch, bf16, args.original)
+            step, compile_step = make_original_step(args.work, args.model, args.batch, bf16, args.original, device)
         else:
-            step = make_step(args.work, args.model, args.batch, bf16, args.mode)
+            step, compile_step = make_step(args.work, args.model, args.batch, bf16, args.mode, device, args.compile)
         from torch.utils.flop_counter import FlopCounterMode
 
-        # FLOPs of the step as run: 'selective' checkpointing recomputes no matrix product, so its count equals
-        # the model's; with 'full' it includes the recomputed forward (hardware, not model, FLOPs).
+        # FLOPs of the step as run, counted eagerly: 'selective' checkpointing recomputes no matrix product, so
+        # its count equals the model's; with 'full' it includes the recomputed forward (hardware FLOPs).
         with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
             step(count_flops=True) if args.work == "eval" else step()
         flops = counter.get_total_flops()
+        if args.compile:
+            if compile_step is None:
+                raise SystemExit(f"--compile: only pre-training steps are compiled, not {args.work}")
+            compile_step()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        compile_s = time.perf_counter()
         for _ in range(args.warmup):
             step()
+        synchronize(device)
+        compile_s = time.perf_counter() - compile_s
         times = []
         for _ in range(args.steps):
             t = time.perf_counter()
             step()
+            synchronize(device)
             times.append(time.perf_counter() - t)
         med = statistics.median(times)
         records = args.batch  # eval: records of 7 crops each; train steps: one crop/record per sample
@@ -193,7 +244,10 @@ def measure(args: argparse.Namespace) -> dict:
             "ecgs_per_s": records / med,
             "gflop_per_step": flops / 1e9,
             "gflops": flops / med / 1e9,
+            "warmup_s": compile_s,
         }
+        if device.type == "cuda":
+            result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -228,6 +282,10 @@ def main() -> None:
         default=1,
         help="processes per measurement (interleaved with the original's); the median is reported",
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N): where the steps run")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the pre-training modules (ours: compile=true)"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--data-dir", default="data/sample", help="data root with the ptbxl dump (loader)")
@@ -245,15 +303,18 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args)))
         return
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    print(f"matmul peak on this machine: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+    peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device)}
+    print(f"matmul peak on {device}: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []
     header = (
         f"{'impl':8} {'work':9} {'model':7} {'batch':>5} {'prec':5} {'act ckpt':9} {'ECG/s':>8} {'step s':>7} "
-        f"{'GFLOP/s':>8} {'% peak':>6} {'RSS MB':>7}"
+        f"{'GFLOP/s':>8} {'% peak':>6} {'RSS MB':>7}{' GPU MB' if device.type == 'cuda' else ''}"
     )
     print(header)
-    machine = {**machine_info(peaks), "allocator": args.allocator}
+    machine = {**machine_info(peaks, device), "allocator": args.allocator, "compile": args.compile}
     env = allocator_env(args.allocator)
     for work in args.works:
         modes = args.checkpointing if work == "pretrain" else ["none"]
@@ -277,6 +338,8 @@ def main() -> None:
                     "precision": precision,
                     "activation_checkpointing": mode,
                     "allocator": args.allocator,
+                    "device": args.device,
+                    "compile": args.compile,
                     **combine_runs(results),
                 }
                 if "gflops" in result:
@@ -286,10 +349,11 @@ def main() -> None:
                 args.out.write_text(
                     json.dumps({"machine": machine, "results": rows, "speedups": speedups(rows)}, indent=2)
                 )
+                gpu_mb = f" {result['peak_gpu_mb']:6.0f}" if "peak_gpu_mb" in result else ""
                 print(
                     f"{impl:8} {work:9} {model:7} {batch:5d} {precision:5} {mode:9} {result['ecgs_per_s']:8.1f} "
                     f"{result.get('step_s', 0):7.3f} {result.get('gflops', 0):8.1f} "
-                    f"{result.get('pct_peak', 0):6.1f} {result['peak_rss_mb']:7.0f}",
+                    f"{result.get('pct_peak', 0):6.1f} {result['peak_rss_mb']:7.0f}{gpu_mb}",
                     flush=True,
                 )
     for line in speedups(rows):
@@ -307,7 +371,9 @@ def combine_runs(results: list[dict]) -> dict:
     if "step_s" in combined:
         combined["step_s"] = statistics.median(r["step_s"] for r in results)
         combined["gflops"] = combined["gflop_per_step"] / combined["step_s"]
-    combined["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    for key in ("peak_rss_mb", "peak_gpu_mb"):
+        if key in combined:
+            combined[key] = max(r[key] for r in results)
     combined["ecgs_per_s_runs"] = [r["ecgs_per_s"] for r in results]
     return combined
 
@@ -328,6 +394,8 @@ def run_child(
         f"--steps={args.steps}",
         f"--warmup={args.warmup}",
         f"--data-dir={args.data_dir}",
+        f"--device={args.device}",
+        *(["--compile"] if args.compile else []),
         f"--impl={impl}",
         *([f"--original={args.original}"] if impl == "original" else []),
     ]
@@ -362,14 +430,17 @@ def speedups(rows: list[dict]) -> list[dict]:
     return lines
 
 
-def machine_info(peaks: dict[str, float]) -> dict:
-    return {
+def machine_info(peaks: dict[str, float], device: torch.device) -> dict:
+    info = {
         "platform": platform.platform(),
         "processor": platform.processor(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "matmul_peak_gflops": peaks,
     }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 Nothing of the original is shipped here: ``DIR`` is the user's own checkout of kweimann/ECG-JEPA, whose
 ``configs`` and ``models`` packages are imported from there. Each step does what the original's
-``pretrain.py`` / ``finetune.py`` loop does on a CPU: hand-written softmax attention
-(``use_sdp_kernel=False``), non-fused AdamW, the EMA update inside the forward pass, ``loss.item()``
-per step, gradient clipping where its config asks for it, crops cut by the data pipeline (outside the
-step). bf16 is not available there on a CPU; with ``bf16`` the forward runs under a forced bf16
-autocast, as in the issue's measurement. Masks come from our collator (same ``rng_for`` sequence as our
-step, so both sides process the same kept/predicted patch counts); the original's own collator draws
-them from the same distribution.
+``pretrain.py`` / ``finetune.py`` loop does on the device: on a CPU hand-written softmax attention
+(``use_sdp_kernel=False``) and non-fused AdamW, on CUDA SDPA and fused AdamW (TF32 is set by the bench,
+as its scripts do); the EMA update inside the forward pass, ``loss.item()`` per step, gradient clipping
+where its config asks for it, crops cut by the data pipeline (outside the step). bf16 is not available
+there on a CPU; with ``bf16`` the forward runs under a forced bf16 autocast, as in the issue's
+measurement (on CUDA that is its ``--amp bfloat16``). Masks come from the bench's pool (the same
+``rng_for`` draws as our step, so both sides process the same kept/predicted patch counts); the
+original's own collator draws them from the same distribution. ``compile`` wraps the model in
+``torch.compile`` as its ``--compile`` flag does.
 """
 
 from __future__ import annotations
@@ -39,53 +41,61 @@ def import_original(original_dir: str) -> tuple:
     return configs, models
 
 
-def make_original_step(work: str, model: str, batch: int, bf16: bool, original_dir: str) -> Callable:
-    """The original's step for ``work`` (same signature as ``bench.make_step``'s steps)."""
-    from ecgjepa.data.masks import BlockMaskCollator
+def make_original_step(
+    work: str, model: str, batch: int, bf16: bool, original_dir: str, device: torch.device
+) -> tuple[Callable, Callable | None]:
+    """The original's step for ``work`` and its compile function (as ``bench.make_step`` returns them)."""
+    from bench import mask_pool
 
     configs, models = import_original(original_dir)
+    on_cuda = device.type == "cuda"
     root = Path(original_dir) / "configs"
     pre_cfg = configs.pretrain.Config(
         **configs.load_config_file(root / "pretrain" / PRETRAIN_CONFIGS[model], batch_size=batch)
     )
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     if work == "pretrain":
-        jepa = models.JEPA(pre_cfg, momentum_schedule=itertools.repeat(0.999), use_sdp_kernel=False)
-        opt = jepa.get_optimizer(fused=False)
-        collator = BlockMaskCollator(pre_cfg.patch_size, pre_cfg.min_block_size, 0.15, 0.25)
-        x = torch.randn(batch, 12, pre_cfg.channel_size)
-        counter = iter(range(10**9))
+        jepa = models.JEPA(pre_cfg, momentum_schedule=itertools.repeat(0.999), use_sdp_kernel=on_cuda).to(device)
+        opt = jepa.get_optimizer(fused=on_cuda)
+        masks = mask_pool(batch, pre_cfg.patch_size, pre_cfg.min_block_size, device)
+        x = torch.randn(batch, 12, pre_cfg.channel_size, device=device)
+        model_ref = [jepa]
 
         def step() -> None:
-            keep, pred = collator.sample(batch, 200, collator.rng_for(next(counter)))
+            keep, pred = next(masks)
             with autocast:
-                loss = jepa(x, keep, pred)
+                loss = model_ref[0](x, keep, pred)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             loss.item()
 
-        return step
+        def compile_model() -> None:
+            model_ref[0] = torch.compile(jepa)
+
+        return step, compile_model
     eval_cfg = configs.eval.Config(
         **configs.load_config_file(root / "eval" / EVAL_CONFIGS[work], num_classes=NUM_CLASSES)
     )
     enc_cfg = pre_cfg.__class__(**{**pre_cfg.__dict__, "dropout": eval_cfg.dropout})
-    encoder = models.VisionTransformer(enc_cfg, keep_registers=eval_cfg.use_register, use_sdp_kernel=False)
-    classifier = models.ViTClassifier(encoder, eval_cfg, use_sdp_kernel=False)
+    encoder = models.VisionTransformer(enc_cfg, keep_registers=eval_cfg.use_register, use_sdp_kernel=on_cuda)
+    classifier = models.ViTClassifier(encoder, eval_cfg, use_sdp_kernel=on_cuda).to(device)
     crop = int(eval_cfg.crop_duration * pre_cfg.sampling_frequency)
     if work == "eval":
         classifier.eval()
         stride = int(eval_cfg.crop_stride * pre_cfg.sampling_frequency)
-        crops = torch.randn(batch, 12, pre_cfg.channel_size).unfold(2, crop, stride).transpose(1, 2).contiguous()
+        signals = torch.randn(batch, 12, pre_cfg.channel_size, device=device)
+        crops = signals.unfold(2, crop, stride).transpose(1, 2).contiguous()
 
         def eval_step(count_flops: bool = False) -> None:
             with torch.inference_mode(not count_flops), autocast:
                 logits = classifier(crops.reshape(-1, 12, crop))
                 logits.reshape(batch, crops.shape[1], NUM_CLASSES).mean(dim=1)
 
-        return eval_step
-    opt = classifier.get_optimizer(fused=False)
-    x, y = torch.randn(batch, 12, crop), (torch.rand(batch, NUM_CLASSES) < 0.1).float()
+        return eval_step, None
+    opt = classifier.get_optimizer(fused=on_cuda)
+    x = torch.randn(batch, 12, crop, device=device)
+    y = (torch.rand(batch, NUM_CLASSES, device=device) < 0.1).float()
 
     def train_step() -> None:
         with autocast:
@@ -97,4 +107,4 @@ def make_original_step(work: str, model: str, batch: int, bf16: bool, original_d
         opt.zero_grad(set_to_none=True)
         loss.item()
 
-    return train_step
+    return train_step, None

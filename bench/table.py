@@ -19,6 +19,7 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def results_table(rows: list[dict]) -> str:
     header = ["impl", "work", "model", "batch", "precision", "act. ckpt", "malloc", "ECG/s (runs)", "GFLOP/s"]
+    on_gpu = any("peak_gpu_mb" in r for r in rows)
     body = []
     for r in rows:
         runs = r.get("ecgs_per_s_runs", [r["ecgs_per_s"]])
@@ -36,9 +37,10 @@ def results_table(rows: list[dict]) -> str:
                 f"{r['gflops']:.0f}" if "gflops" in r else "–",
                 f"{r['pct_peak']:.0f}" if "pct_peak" in r else "–",
                 f"{r['peak_rss_mb']:.0f}",
+                *([f"{r['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in r else "–"] if on_gpu else []),
             ]
         )
-    return markdown([*header, "% peak", "peak RSS MB"], body)
+    return markdown([*header, "% peak", "peak RSS MB", *(["peak GPU MB"] if on_gpu else [])], body)
 
 
 def speedup_table(speedups: list[dict]) -> str:
@@ -61,8 +63,12 @@ def speedup_table(speedups: list[dict]) -> str:
 def main() -> None:
     for path in sys.argv[1:]:
         data = json.loads(Path(path).read_text())
-        peaks = data["machine"]["matmul_peak_gflops"]
-        print(f"{path}: matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+        machine = data["machine"]
+        peaks = machine["matmul_peak_gflops"]
+        where = f"{machine['gpu']}, " if "gpu" in machine else ""
+        compiled = ", torch.compile" if machine.get("compile") else ""
+        peak = f"matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s"
+        print(f"{path}: {where}{peak}{compiled}\n")
         print(results_table(data["results"]))
         if data.get("speedups"):
             print()

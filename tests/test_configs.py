@@ -10,8 +10,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import conf_dir
-from tests.conftest import compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 PAPER = {

@@ -1,4 +1,5 @@
-"""Hydra glue: instantiate dict-valued groups (callbacks, loggers) and find resume checkpoints."""
+"""Hydra glue: compose configs outside the CLI, instantiate dict-valued groups (callbacks, loggers) and find
+resume checkpoints."""
 
 from __future__ import annotations
 
@@ -7,10 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
+
+from ecgjepa.utils.paths import conf_dir
 
 log = logging.getLogger(__name__)
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a primary config ('train', 'eval') as the CLI would, with the Hydra runtime's output directory
+    set to ``output_dir``: for tests, benchmarks and notebooks that call ``run`` directly."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
