@@ -27,6 +27,7 @@ from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
+from ecgjepa.utils.precision import set_float32_precision
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -158,8 +159,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return json.loads((out_dir / "metrics.json").read_text())
     ensure_writable_dir(out_dir)
     L.seed_everything(cfg.seed, workers=True)
-    if cfg.get("float32_matmul_precision"):
-        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    set_float32_precision(cfg.get("float32_matmul_precision"))
     datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)

@@ -18,6 +18,7 @@ from ecgjepa.models.config import ModelConfig
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
+from ecgjepa.utils.precision import set_float32_precision
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -73,10 +74,7 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
     ensure_writable_dir(output_dir(cfg))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    if cfg.get("float32_matmul_precision"):
-        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    elif torch.cuda.is_available():
-        torch.set_float32_matmul_precision("high")  # TF32, as the original enables on CUDA
+    set_float32_precision(cfg.get("float32_matmul_precision"))
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.module, _convert_="all")
     callbacks = instantiate_dict(cfg.get("callbacks")) + list(extra_callbacks or [])

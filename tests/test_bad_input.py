@@ -388,3 +388,19 @@ def test_unwritable_output_directory_is_refused_before_any_work(train_cfg, eval_
     cfg = train_cfg(output_dir=out) if command == "train" else eval_cfg("encoder=vit_tiny", output_dir=out)
     with pytest.raises(PermissionError, match=re.escape(f"output directory {out} is not writable")):
         (train_run if command == "train" else eval_run)(cfg)
+
+
+def test_float32_precision_is_checked_and_covers_cudnn() -> None:
+    from ecgjepa.utils.precision import set_float32_precision
+
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        with pytest.raises(ValueError, match="float32_matmul_precision: expected one of .* got 'fast'"):
+            set_float32_precision("fast")
+        set_float32_precision("highest")
+        assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+        set_float32_precision("high")
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]

@@ -199,3 +199,28 @@ def test_a_killed_evaluation_resumes(eval_cfg, tmp_path: Path) -> None:
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     assert metrics["best_step"] in (3, 6)
     check_outputs(tmp_path, 5)
+
+
+def test_fused_adamw_is_clipped_under_bf16_autocast() -> None:
+    """Lightning's mixed-precision plugin refuses to clip for fused AdamW (the CUDA default); bf16 has no
+    gradient scaler, so the module clips the true-scale gradients itself."""
+    import lightning as L
+
+    module = ClassifierModule(ModelConfig(32, 2, 2, 16, 2, 2).to_dict(), {**PROTOCOL_LINEAR, "fused": True}, 5)
+    optimizer = module.configure_optimizers()["optimizer"]
+    module.trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for p in params:
+        p.grad = torch.full_like(p, 3.0)
+    with pytest.raises(RuntimeError, match="fused"):
+        module.trainer.precision_plugin.clip_gradients(optimizer, 1.0)
+    module.configure_gradient_clipping(optimizer, 1.0, "norm")
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    assert norm.item() == pytest.approx(1.0, rel=1e-5)
+    module.configure_gradient_clipping(optimizer, 0.01, "value")
+    assert max(p.grad.abs().max().item() for p in params) == pytest.approx(0.01)
+
+
+def test_linear_probe_with_fused_adamw_in_bf16(eval_cfg, tmp_path: Path) -> None:
+    metrics = run(eval_cfg("encoder=vit_tiny", "trainer.precision=bf16-mixed", "protocol.fused=true"))
+    assert 0.0 <= metrics["test_auroc"] <= 1.0

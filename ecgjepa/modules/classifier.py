@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import multilabel_auroc
@@ -17,6 +16,7 @@ from ecgjepa.checkpoint import load_into
 from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.models.classifier import ViTClassifier
 from ecgjepa.models.config import strict_fields
+from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
 
@@ -65,7 +65,7 @@ def crop_batch(x: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
     return x.unfold(-1, crop, stride).permute(0, 2, 1, 3)
 
 
-class ClassifierModule(L.LightningModule):
+class ClassifierModule(ClipWithoutScaler):
     """Encoder + head trained on PTB-XL labels.
 
     Args:

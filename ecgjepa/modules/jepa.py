@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
 from ecgjepa.models.checkpointing import set_activation_checkpointing
 from ecgjepa.models.layers import gather_tokens
+from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
 
@@ -53,7 +53,7 @@ class NonFiniteLossError(FloatingPointError):
     """Raised when the training loss is NaN/Inf, before any checkpoint of that state is written."""
 
 
-class JEPAModule(L.LightningModule):
+class JEPAModule(ClipWithoutScaler):
     """Online encoder + predictor, trained to predict a frozen EMA target encoder's tokens.
 
     Args:
@@ -105,9 +105,12 @@ class JEPAModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if self._compile and not isinstance(self.encoder, torch._dynamo.eval_frame.OptimizedModule):
-            # Context lengths vary per batch (31..50 kept patches): mark them dynamic up front.
-            self.encoder = torch.compile(self.encoder, dynamic=True)
-            self.predictor = torch.compile(self.predictor, dynamic=True)
+            # Context lengths vary per batch (31..50 kept patches): mark them dynamic up front. Inductor's
+            # memory-coalescing analysis does not cover dynamic shapes, and torch 2.11's asserts on them on
+            # CUDA (seen on an H100): it stays off for these two graphs.
+            dynamic = {"dynamic": True, "options": {"triton.coalesce_tiling_analysis": False}}
+            self.encoder = torch.compile(self.encoder, **dynamic)
+            self.predictor = torch.compile(self.predictor, **dynamic)
             self.target_encoder = torch.compile(self.target_encoder)
 
     def jepa_loss(

@@ -1,0 +1,105 @@
+"""The GPU path (skipped without CUDA; CI has none): parity with the original in fp32, CPU == CUDA for a
+training step, fused AdamW, ``trainer=gpu`` pre-training and evaluation end to end, compile on CUDA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from ecgjepa.callbacks.target_momentum import ema_update
+from ecgjepa.checkpoint import load_encoder_state, load_into
+from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.models import ModelConfig, VisionTransformer
+from ecgjepa.modules.jepa import JEPAModule
+from ecgjepa.utils.precision import set_float32_precision
+from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+TINY = ModelConfig(dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=2, pred_num_heads=2).to_dict()
+
+
+@pytest.fixture
+def exact_fp32():
+    """Full float32 matrix products and convolutions on the GPU (no TF32) for the comparisons, restored after."""
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    set_float32_precision("highest")
+    yield
+    torch.set_float32_matmul_precision(before[0])
+    torch.backends.cudnn.allow_tf32 = before[1]
+
+
+def test_target_encoder_matches_the_original_on_cuda(exact_fp32) -> None:
+    golden = dict(np.load(FIXTURES / "golden.npz"))
+    cfg, state, _ = load_encoder_state(FIXTURES / "orig_dev_minified.pt")
+    encoder = VisionTransformer(cfg).eval()
+    load_into(encoder, state, "minified", strict=True)
+    encoder.cuda()
+    with torch.no_grad():
+        for x, expected in (("x", "target_tokens"), ("x_crop", "target_tokens_crop")):
+            out = encoder(torch.from_numpy(golden[x]).cuda()).cpu()
+            assert (out - torch.from_numpy(golden[expected])).abs().max().item() <= 1e-4, expected
+
+
+def test_a_training_step_on_cuda_equals_the_cpu(exact_fp32) -> None:
+    """Loss, gradients, fused-AdamW update and EMA on the GPU match the CPU's foreach AdamW in fp32."""
+    torch.manual_seed(0)
+    cpu = JEPAModule(TINY, {"learning_rate": 1e-3})
+    gpu = JEPAModule(TINY, {"learning_rate": 1e-3})
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.cuda()
+    opts = {name: m.configure_optimizers()["optimizer"] for name, m in (("cpu", cpu), ("gpu", gpu))}
+    assert opts["gpu"].defaults["fused"] and not opts["cpu"].defaults["fused"]
+    keep, pred = BlockMaskCollator(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(0))
+    x = torch.randn(4, 12, 5000)
+    losses = {}
+    for name, module, device in (("cpu", cpu, "cpu"), ("gpu", gpu, "cuda")):
+        loss, _ = module.jepa_loss(x.to(device), keep.to(device), pred.to(device))
+        loss.backward()
+        losses[name] = loss.item()
+        opts[name].step()
+        ema_update(module.target_encoder, module.encoder, 0.99)
+    assert losses["gpu"] == pytest.approx(losses["cpu"], rel=1e-5)
+    gpu_state = gpu.state_dict()
+    for key, value in cpu.state_dict().items():
+        torch.testing.assert_close(gpu_state[key].cpu(), value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_pretraining_and_linear_evaluation_with_the_gpu_trainer(train_cfg, eval_cfg, tmp_path: Path) -> None:
+    from ecgjepa.eval import run as evaluate
+    from ecgjepa.train import run as pretrain
+
+    metrics = pretrain(train_cfg("trainer=gpu", "finite_check_interval=2", output_dir=tmp_path / "pretrain"))
+    assert np.isfinite(metrics["train/loss"])
+    export = torch.load(tmp_path / "pretrain" / "encoder" / "encoder.pt", weights_only=True)
+    assert export["step"] == 5 and all(v.device.type == "cpu" for v in export["state_dict"].values())
+    result = evaluate(eval_cfg(f"encoder={tmp_path / 'pretrain'}", "trainer=gpu", output_dir=tmp_path / "linear"))
+    assert 0.0 <= result["test_auroc"] <= 1.0
+    assert (tmp_path / "linear" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_compiled_pretraining_on_cuda_keeps_one_graph_per_module() -> None:
+    torch.manual_seed(0)
+    eager = JEPAModule(TINY, {}).cuda()
+    compiled = JEPAModule(TINY, {}, compile=True).cuda()
+    compiled.load_state_dict(eager.state_dict())
+    torch._dynamo.reset()
+    counters.clear()
+    compiled.configure_model()
+    collator = BlockMaskCollator(25, 10, 0.15, 0.25)
+    x = torch.randn(8, 12, 5000, device="cuda")
+    lengths = set()
+    for i in range(5):
+        keep, pred = (m.cuda() for m in collator.sample(8, 200, collator.rng_for(i)))
+        lengths.add(keep.shape[1])
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss, _ = compiled.jepa_loss(x, keep, pred)
+            expected, _ = eager.jepa_loss(x, keep, pred)
+        loss.backward()
+        torch.testing.assert_close(loss, expected, rtol=2e-2, atol=0)
+    assert len(lengths) >= 3
+    assert counters["stats"]["unique_graphs"] == 3
