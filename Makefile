@@ -50,8 +50,8 @@ format:  ## ruff fix + format
 prepare-data:  ## dump raw sources: make prepare-data SOURCE=ptbxl RAW_DIR=/path/to/ptb-xl DATA_DIR=data
 	$(BIN)/python -m data_prep $(SOURCE) --raw $(RAW_DIR) --out $(DATA_DIR)
 
-bench:  ## throughput and memory benchmarks (tables + bench/results/); ORIGINAL=<ECG-JEPA checkout>: side by side
-	$(BIN)/python bench/bench.py $(if $(ORIGINAL),--original $(ORIGINAL))
+bench:  ## throughput and memory benchmarks (tables + bench/results/); ORIGINAL=<ECG-JEPA checkout>: side by side; DEVICE=cuda
+	$(BIN)/python bench/bench.py $(if $(ORIGINAL),--original $(ORIGINAL)) $(if $(DEVICE),--device $(DEVICE))
 
 clean:  ## remove run outputs and caches (keeps .venv and data)
 	rm -rf outputs multirun lightning_logs .pytest_cache .ruff_cache
