@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from ecgjepa.utils.precision import set_float32_precision
+
 SIZES = {"vit_xs": (192, 8, 4, 96, 8, 4), "vit_s": (384, 8, 6, 192, 8, 6), "vit_b": (768, 12, 12, 384, 12, 12)}
 WORKS = ("pretrain", "linear", "finetune", "eval", "loader")
 
@@ -201,8 +203,7 @@ def measure(args: argparse.Namespace) -> dict:
     """One (work, model, batch, precision) measurement; runs inside a child process."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32, as train.py and the original's scripts set on CUDA
+    set_float32_precision(None)  # TF32 on CUDA, as train.py and the original's scripts set
     if args.work == "loader":
         result = loader_rate(args.batch, args.data_dir)
     else:
@@ -304,8 +305,7 @@ def main() -> None:
         print(json.dumps(measure(args)))
         return
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")
+    set_float32_precision(None)
     peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device)}
     print(f"matmul peak on {device}: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []

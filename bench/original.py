@@ -59,19 +59,19 @@ def make_original_step(
         opt = jepa.get_optimizer(fused=on_cuda)
         masks = mask_pool(batch, pre_cfg.patch_size, pre_cfg.min_block_size, device)
         x = torch.randn(batch, 12, pre_cfg.channel_size, device=device)
-        model_ref = [jepa]
 
         def step() -> None:
             keep, pred = next(masks)
             with autocast:
-                loss = model_ref[0](x, keep, pred)
+                loss = jepa(x, keep, pred)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             loss.item()
 
         def compile_model() -> None:
-            model_ref[0] = torch.compile(jepa)
+            nonlocal jepa
+            jepa = torch.compile(jepa)
 
         return step, compile_model
     eval_cfg = configs.eval.Config(
