@@ -22,6 +22,7 @@ import argparse
 import ctypes.util
 import itertools
 import json
+import math
 import os
 import platform
 import resource
@@ -64,20 +65,26 @@ def synchronize(device: torch.device) -> None:
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, reps: int = 10) -> float:
-    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak).
+    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak): torch's
+    ``@`` and, for float32 on the CPU, oneDNN's inner product too, which our forwards without autograd use
+    (``ecgjepa.models.linear``; faster than MKL's sgemm on AMD EPYC).
 
     On CUDA the fp32 peak is the TF32 one (the precision the steps run at there)."""
+    products = [torch.matmul]
+    if device.type == "cpu" and dtype == torch.float32:
+        products.append(lambda a, b: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "none"))
     best = 0.0
     sizes = (4096, 8192) if device.type == "cuda" else (1024, 2048, 3072)
     for n in sizes:
         a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-        a @ b
-        for _ in range(reps):
-            synchronize(device)
-            t = time.perf_counter()
-            a @ b
-            synchronize(device)
-            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+        for product in products:
+            product(a, b)
+            for _ in range(reps):
+                synchronize(device)
+                t = time.perf_counter()
+                product(a, b)
+                synchronize(device)
+                best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
 
@@ -92,10 +99,10 @@ def mask_pool(batch: int, patch_size: int, min_block: int, device: torch.device,
     return itertools.cycle([(keep.to(device), pred.to(device)) for keep, pred in masks])
 
 
-def cpu_attention_flops() -> dict:
-    """FLOP formulas for the CPU flash-attention kernels, which ``FlopCounterMode`` does not count itself
-    (torch 2.13 registers only the CUDA ones); without them ~16 % of a ViT-XS pre-training step's FLOPs
-    go uncounted."""
+def cpu_kernel_flops() -> dict:
+    """FLOP formulas for the CPU kernels ``FlopCounterMode`` does not count itself: the flash-attention
+    kernels (torch 2.13 registers only the CUDA ones; without them ~16 % of a ViT-XS pre-training step's
+    FLOPs go uncounted) and oneDNN's linear (``ecgjepa.models.linear``, forwards without autograd)."""
     from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
 
     aten = torch.ops.aten
@@ -106,9 +113,13 @@ def cpu_attention_flops() -> dict:
     def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
         return sdpa_backward_flop_count(grad_out, query, key, value)
 
+    def linear(x, weight, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(x[:-1]) * weight[0] * weight[1]
+
     return {
         aten._scaled_dot_product_flash_attention_for_cpu: forward,
         aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
+        torch.ops.mkldnn._linear_pointwise: linear,
     }
 
 
@@ -218,7 +229,7 @@ def measure(args: argparse.Namespace) -> dict:
 
         # FLOPs of the step as run, counted eagerly: 'selective' checkpointing recomputes no matrix product, so
         # its count equals the model's; with 'full' it includes the recomputed forward (hardware FLOPs).
-        with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
+        with FlopCounterMode(display=False, custom_mapping=cpu_kernel_flops()) as counter:
             step(count_flops=True) if args.work == "eval" else step()
         flops = counter.get_total_flops()
         if args.compile:

@@ -41,7 +41,7 @@ from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import SIZES, allocator_env, cpu_attention_flops, make_step, matmul_peak, run_child  # noqa: E402
+from bench import SIZES, allocator_env, cpu_kernel_flops, make_step, matmul_peak, run_child  # noqa: E402
 
 aten = torch.ops.aten
 KERNELS = {
@@ -53,8 +53,9 @@ KERNELS = {
     aten.convolution_backward: "convolution",
     aten._scaled_dot_product_flash_attention_for_cpu: "attention",
     aten._scaled_dot_product_flash_attention_for_cpu_backward: "attention",
+    torch.ops.mkldnn._linear_pointwise: "matmul",
 }
-FLOPS = {**flop_registry, **{op: shape_wrapper(f) for op, f in cpu_attention_flops().items()}}
+FLOPS = {**flop_registry, **{op: shape_wrapper(f) for op, f in cpu_kernel_flops().items()}}
 
 
 @dataclass(frozen=True)

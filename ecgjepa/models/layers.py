@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgjepa.models.checkpointing import run_checkpointed
+from ecgjepa.models.linear import Linear, linear
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
@@ -51,8 +52,8 @@ class Attention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = Linear(dim, dim, bias=bias)
         self.attn_dropout = attn_dropout
         self.proj_drop = nn.Dropout(dropout)
 
@@ -67,17 +68,16 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout."""
+    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout (GELU fused into fc1 where oneDNN runs it)."""
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim, bias=bias)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.fc1 = Linear(dim, hidden_dim, bias=bias)
+        self.fc2 = Linear(hidden_dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return self.drop(self.fc2(self.drop(linear(x, self.fc1.weight, self.fc1.bias, gelu=True))))
 
 
 class LayerScale(nn.Module):
