@@ -27,6 +27,7 @@ _KEEP_OUTPUTS = {
     _aten.addmm.default,
     _aten.bmm.default,
     _aten.baddbmm.default,
+    torch.ops.mkldnn._linear_pointwise.default,
     _aten._scaled_dot_product_flash_attention_for_cpu.default,
     _aten._scaled_dot_product_flash_attention.default,
     _aten._scaled_dot_product_efficient_attention.default,
@@ -38,7 +39,9 @@ def _is_narrowing_product(op: object, args: tuple) -> bool:
     """A 2-D product whose weight maps more features to fewer: in a block, only the MLP's ``fc2``.
 
     Its output feeds nothing but the residual add, which the backward pass does not need, so it is
-    neither kept nor (the recomputation stops once every needed tensor exists) recomputed.
+    neither kept nor (the recomputation stops once every needed tensor exists) recomputed. oneDNN's
+    products (``ecgjepa.models.linear``) save their inputs only after computing, so recomputing stops
+    after them: ``selective`` keeps all of their outputs and ``full`` recomputes ``fc2`` too.
     """
     weight = args[1] if op is _aten.mm.default else args[2] if op is _aten.addmm.default else None
     return isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.shape[0] > weight.shape[1]

@@ -1,12 +1,16 @@
-"""Linear layers whose float32 CPU forwards without autograd run on oneDNN.
+"""Linear layers whose float32 CPU products run on oneDNN.
 
 torch's CPU ``F.linear`` multiplies float32 matrices with MKL's sgemm. On AMD EPYC (Zen 4, AVX-512, the
 CI machines) oneDNN's float32 inner product, which torch ships for its CPU inference paths, runs this
-model's products 1.05-1.4x faster, and it can apply the exact (erf) GELU to the MLP's ``fc1`` output
-while that is still in cache (docs/performance.md). Both compute in IEEE float32: results differ from
-MKL's only in summation order (relative 1e-6). The path covers forwards without autograd (the EMA target
-encoder, frozen probe encoders, evaluation); everything else, and every other device, dtype, autocast
-region, compiled graph or reduced ``float32_matmul_precision``, goes through ``F.linear``.
+model's products 1.05-1.4x faster (docs/performance.md). Both compute in IEEE float32: results differ
+from MKL's only in summation order (relative 1e-6).
+
+- Without autograd (the EMA target encoder, frozen probe encoders, evaluation) one oneDNN call also
+  applies the MLP's exact (erf) GELU while ``fc1``'s output is still in cache.
+- With autograd the forward product and the input gradient run on oneDNN; the weight gradient is the
+  product aten's own backward computes (``(x^T g)^T``).
+- Every other device, dtype, autocast region, compiled graph or reduced ``float32_matmul_precision`` goes
+  through ``F.linear``.
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether ``x @ weight.T`` runs on oneDNN here: float32 on the CPU, no autograd, autocast or
-    compilation, and full float32 precision asked for."""
+    """Whether ``x @ weight.T`` runs on oneDNN here: float32 on the CPU, outside autocast and
+    compilation, with full float32 precision asked for."""
     return (
         x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
         and torch.get_float32_matmul_precision() == "highest"
@@ -30,11 +34,42 @@ def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str = "none") -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], "none")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``x @ weight.T + bias`` with the forward and the input gradient on oneDNN."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return _onednn(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # noqa: ANN001
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple:  # noqa: ANN001
+        x, weight = ctx.saved_tensors
+        grad_x = _onednn(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        grad_2d = grad.reshape(-1, grad.shape[-1])
+        grad_w = x.reshape(-1, x.shape[-1]).t().mm(grad_2d).t() if ctx.needs_input_grad[1] else None
+        grad_b = grad_2d.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, gelu: bool = False) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, followed by the exact GELU with ``gelu``."""
-    if onednn_applies(x, weight) and (bias is None or not bias.requires_grad or not torch.is_grad_enabled()):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu" if gelu else "none", [], "none")
-    y = F.linear(x, weight, bias)
+    if not onednn_applies(x, weight):
+        y = F.linear(x, weight, bias)
+    elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        y = _OneDNNLinear.apply(x, weight, bias)
+    else:
+        return _onednn(x, weight, bias, "gelu" if gelu else "none")
     return F.gelu(y) if gelu else y
 
 
