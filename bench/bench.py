@@ -145,7 +145,7 @@ def make_step(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     if work == "pretrain":
         module = JEPAModule(cfg.to_dict(), {}, compile=compile, activation_checkpointing=checkpointing).to(device)
-        # fused=None: the fused kernel on CUDA, foreach on the CPU (what training picks).
+        # fused=None: the fused kernel on CUDA, the per-tensor loop on the CPU (what training picks).
         opt = adamw(param_groups([module.encoder, module.predictor], 0.05), 1e-4, (0.9, 0.99), 1e-6)
         masks = mask_pool(batch, 25, 10, device)
         x = torch.randn(batch, 12, 5000, device=device)

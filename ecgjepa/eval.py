@@ -23,6 +23,7 @@ import ecgjepa
 from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier_state, load_encoder_state
 from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
 from ecgjepa.metrics import per_class_auroc
+from ecgjepa.models.linear import set_cpu_linear_backend
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
@@ -160,6 +161,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ensure_writable_dir(out_dir)
     L.seed_everything(cfg.seed, workers=True)
     set_float32_precision(cfg.get("float32_matmul_precision"))
+    set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
     datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)

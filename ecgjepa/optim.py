@@ -37,7 +37,8 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
 def adamw(
     groups: list[dict], lr: float, betas: tuple[float, float], eps: float, fused: bool | None = None
 ) -> torch.optim.AdamW:
-    """AdamW; ``fused=None`` picks the fused kernel on CUDA and the foreach one elsewhere."""
+    """AdamW; ``fused=None`` picks the fused kernel on CUDA and torch's default elsewhere (on the CPU a loop
+    over the tensors, as the original's CPU runs; fused would save < 1 % of a step there, docs/performance.md)."""
     on_cuda = any(p.is_cuda for g in groups for p in g["params"])
     if fused is None:
         fused = on_cuda

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from ecgjepa.checkpoint import CheckpointError, detect_layout, load_file
 from ecgjepa.convert import original_to_lightning
 from ecgjepa.models.config import ModelConfig
+from ecgjepa.models.linear import set_cpu_linear_backend
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
@@ -75,6 +76,7 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     set_float32_precision(cfg.get("float32_matmul_precision"))
+    set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.module, _convert_="all")
     callbacks = instantiate_dict(cfg.get("callbacks")) + list(extra_callbacks or [])

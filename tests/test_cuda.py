@@ -45,7 +45,7 @@ def test_target_encoder_matches_the_original_on_cuda(exact_fp32) -> None:
 
 
 def test_a_training_step_on_cuda_equals_the_cpu(exact_fp32) -> None:
-    """Loss, gradients, fused-AdamW update and EMA on the GPU match the CPU's foreach AdamW in fp32."""
+    """Loss, gradients, fused-AdamW update and EMA on the GPU match the CPU's (per-tensor loop) AdamW in fp32."""
     torch.manual_seed(0)
     cpu = JEPAModule(TINY, {"learning_rate": 1e-3})
     gpu = JEPAModule(TINY, {"learning_rate": 1e-3})

@@ -1,6 +1,8 @@
-"""oneDNN linear layers: same results as F.linear, and taken only where they apply."""
+"""oneDNN linear layers: same results as F.linear, taken only where they apply, and the backend switch."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,11 +10,20 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ecgjepa.models import ModelConfig, VisionTransformer
+from ecgjepa.models import linear as linear_module
 from ecgjepa.models.layers import MLP
-from ecgjepa.models.linear import Linear, linear
+from ecgjepa.models.linear import Linear, linear, set_cpu_linear_backend
 
 ONEDNN = torch.ops.mkldnn._linear_pointwise.default
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+
+
+@pytest.fixture(autouse=True)
+def onednn_backend():
+    """These tests exercise the oneDNN path whatever CPU runs them (``auto`` keeps MKL on Intel's)."""
+    set_cpu_linear_backend("onednn")
+    yield
+    set_cpu_linear_backend("auto")
 
 
 class OpsSeen(TorchDispatchMode):
@@ -111,3 +122,35 @@ def test_encoder_forward_without_autograd_matches_the_autograd_one() -> None:
     with torch.no_grad():
         assert ONEDNN in ops_of(lambda: encoder(x))
         torch.testing.assert_close(encoder(x), with_autograd, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("backend", "vendor", "onednn"),
+    [
+        ("auto", "AuthenticAMD", True),
+        ("auto", "GenuineIntel", False),
+        (None, "AuthenticAMD", True),
+        ("onednn", "GenuineIntel", True),
+        ("aten", "AuthenticAMD", False),
+    ],
+)
+def test_backend_switch(backend: str | None, vendor: str, onednn: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(linear_module, "cpu_vendor", lambda: vendor)
+    set_cpu_linear_backend(backend)
+    layer = Linear(16, 8).requires_grad_(False)
+    assert (ONEDNN in ops_of(lambda: layer(torch.randn(2, 16)))) == onednn
+
+
+def test_bad_backend_is_named() -> None:
+    with pytest.raises(
+        ValueError, match=r"cpu_linear_backend: expected one of \('auto', 'onednn', 'aten'\) or null, got 'mkl'"
+    ):
+        set_cpu_linear_backend("mkl")
+
+
+def test_cpu_vendor_reads_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    expected = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "")
+    assert linear_module.cpu_vendor() == expected
+    monkeypatch.setattr("builtins.open", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no procfs")))
+    assert linear_module.cpu_vendor() == ""

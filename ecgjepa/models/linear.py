@@ -1,9 +1,10 @@
-"""Linear layers whose float32 CPU products run on oneDNN.
+"""Linear layers whose float32 CPU products can run on oneDNN (``cpu_linear_backend``).
 
-torch's CPU ``F.linear`` multiplies float32 matrices with MKL's sgemm. On AMD EPYC (Zen 4, AVX-512, the
-CI machines) oneDNN's float32 inner product, which torch ships for its CPU inference paths, runs this
-model's products 1.05-1.4x faster (docs/performance.md). Both compute in IEEE float32: results differ
-from MKL's only in summation order (relative 1e-6).
+torch's CPU ``F.linear`` multiplies float32 matrices with MKL's sgemm. On AMD EPYC (Zen 4, AVX-512)
+oneDNN's float32 inner product, which torch ships for its CPU inference paths, runs this model's products
+1.05-1.4x faster; on the Intel Xeon VMs MKL was as fast or faster (docs/performance.md). So ``auto`` takes
+oneDNN on CPUs that are not Intel's. Both compute in IEEE float32: results differ from MKL's only in
+summation order (relative 1e-6).
 
 - Without autograd (the EMA target encoder, frozen probe encoders, evaluation) one oneDNN call also
   applies the MLP's exact (erf) GELU while ``fc1``'s output is still in cache.
@@ -20,12 +21,41 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+CPU_LINEAR_BACKENDS = ("auto", "onednn", "aten")
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id from /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...); '' if unknown."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def set_cpu_linear_backend(value: str | None) -> None:
+    """Apply ``cpu_linear_backend``: 'onednn', 'aten' (``F.linear``: MKL), or 'auto'/None (oneDNN unless
+    the CPU is Intel's)."""
+    global _use_onednn
+    value = "auto" if value is None else value
+    if value not in CPU_LINEAR_BACKENDS:
+        raise ValueError(f"cpu_linear_backend: expected one of {CPU_LINEAR_BACKENDS} or null, got {value!r}")
+    _use_onednn = value == "onednn" or (value == "auto" and cpu_vendor() != "GenuineIntel")
+
+
+_use_onednn = False
+set_cpu_linear_backend("auto")
+
 
 def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether ``x @ weight.T`` runs on oneDNN here: float32 on the CPU, outside autocast and
-    compilation, with full float32 precision asked for."""
+    """Whether ``x @ weight.T`` runs on oneDNN here: the backend chosen, float32 on the CPU, outside autocast
+    and compilation, with full float32 precision asked for."""
     return (
-        x.device.type == "cpu"
+        _use_onednn
+        and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
