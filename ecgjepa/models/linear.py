@@ -3,8 +3,8 @@
 torch's CPU ``F.linear`` multiplies float32 matrices with MKL's sgemm. On AMD EPYC (Zen 4, AVX-512)
 oneDNN's float32 inner product, which torch ships for its CPU inference paths, runs this model's products
 1.05-1.4x faster; on the Intel Xeon VMs MKL was as fast or faster (docs/performance.md). So ``auto`` takes
-oneDNN on CPUs that are not Intel's. Both compute in IEEE float32: results differ from MKL's only in
-summation order (relative 1e-6).
+oneDNN on AMD's CPUs only, the one kind where it was measured faster. Both compute in IEEE float32:
+results differ from MKL's only in summation order (relative 1e-6).
 
 - Without autograd (the EMA target encoder, frozen probe encoders, evaluation) one oneDNN call also
   applies the MLP's exact (erf) GELU while ``fc1``'s output is still in cache.
@@ -37,13 +37,13 @@ def cpu_vendor() -> str:
 
 
 def set_cpu_linear_backend(value: str | None) -> None:
-    """Apply ``cpu_linear_backend``: 'onednn', 'aten' (``F.linear``: MKL), or 'auto'/None (oneDNN unless
-    the CPU is Intel's)."""
+    """Apply ``cpu_linear_backend``: 'onednn', 'aten' (``F.linear``: MKL), or 'auto'/None (oneDNN on AMD
+    CPUs)."""
     global _use_onednn
     value = "auto" if value is None else value
     if value not in CPU_LINEAR_BACKENDS:
         raise ValueError(f"cpu_linear_backend: expected one of {CPU_LINEAR_BACKENDS} or null, got {value!r}")
-    _use_onednn = value == "onednn" or (value == "auto" and cpu_vendor() != "GenuineIntel")
+    _use_onednn = value == "onednn" or (value == "auto" and cpu_vendor() == "AuthenticAMD")
 
 
 _use_onednn = False
