@@ -70,9 +70,11 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, reps: int = 10) -> flo
     (``ecgjepa.models.linear``; faster than MKL's sgemm on AMD EPYC).
 
     On CUDA the fp32 peak is the TF32 one (the precision the steps run at there)."""
+    from ecgjepa.models.linear import onednn_linear
+
     products = [torch.matmul]
     if device.type == "cpu" and dtype == torch.float32:
-        products.append(lambda a, b: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "none"))
+        products.append(onednn_linear)
     best = 0.0
     sizes = (4096, 8192) if device.type == "cuda" else (1024, 2048, 3072)
     for n in sizes:
@@ -102,7 +104,7 @@ def mask_pool(batch: int, patch_size: int, min_block: int, device: torch.device,
 def cpu_kernel_flops() -> dict:
     """FLOP formulas for the CPU kernels ``FlopCounterMode`` does not count itself: the flash-attention
     kernels (torch 2.13 registers only the CUDA ones; without them ~16 % of a ViT-XS pre-training step's
-    FLOPs go uncounted) and oneDNN's linear (``ecgjepa.models.linear``, forwards without autograd)."""
+    FLOPs go uncounted) and oneDNN's linear (``ecgjepa.models.linear``)."""
     from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
 
     aten = torch.ops.aten

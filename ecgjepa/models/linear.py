@@ -43,7 +43,8 @@ def set_cpu_linear_backend(value: str | None) -> None:
     value = "auto" if value is None else value
     if value not in CPU_LINEAR_BACKENDS:
         raise ValueError(f"cpu_linear_backend: expected one of {CPU_LINEAR_BACKENDS} or null, got {value!r}")
-    _use_onednn = value == "onednn" or (value == "auto" and cpu_vendor() == "AuthenticAMD")
+    chosen = value == "onednn" or (value == "auto" and cpu_vendor() == "AuthenticAMD")
+    _use_onednn = chosen and torch.backends.mkldnn.is_available()
 
 
 _use_onednn = False
@@ -51,8 +52,8 @@ set_cpu_linear_backend("auto")
 
 
 def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether ``x @ weight.T`` runs on oneDNN here: the backend chosen, float32 on the CPU, outside autocast
-    and compilation, with full float32 precision asked for."""
+    """Whether ``x @ weight.T`` runs on oneDNN here: the backend chosen (and built into torch), float32 on the
+    CPU, outside autocast and compilation, with full float32 precision asked for."""
     return (
         _use_onednn
         and x.device.type == "cpu"
@@ -60,11 +61,13 @@ def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
         and torch.get_float32_matmul_precision() == "highest"
-        and torch.backends.mkldnn.is_available()
     )
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str = "none") -> torch.Tensor:
+def onednn_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, activation: str = "none"
+) -> torch.Tensor:
+    """``x @ weight.T + bias`` by oneDNN's inner product, then ``activation`` ('none' or 'gelu', the erf one)."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], "none")
 
 
@@ -73,7 +76,7 @@ class _OneDNNLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        return _onednn(x, weight, bias)
+        return onednn_linear(x, weight, bias)
 
     @staticmethod
     def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # noqa: ANN001
@@ -85,7 +88,7 @@ class _OneDNNLinear(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple:  # noqa: ANN001
         x, weight = ctx.saved_tensors
-        grad_x = _onednn(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        grad_x = onednn_linear(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
         grad_2d = grad.reshape(-1, grad.shape[-1])
         grad_w = x.reshape(-1, x.shape[-1]).t().mm(grad_2d).t() if ctx.needs_input_grad[1] else None
         grad_b = grad_2d.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
@@ -99,7 +102,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         y = _OneDNNLinear.apply(x, weight, bias)
     else:
-        return _onednn(x, weight, bias, "gelu" if gelu else "none")
+        return onednn_linear(x, weight, bias, "gelu" if gelu else "none")
     return F.gelu(y) if gelu else y
 
 
