@@ -58,6 +58,7 @@ def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModu
         "multiclass": datamodule.multiclass,
         "sampling_frequency": datamodule.fs,
         "no_grad_chunk_mib": cfg.no_grad_chunk_mib,
+        "inference_precision": cfg.inference_precision,
     }
     if spec in model_names() and not Path(spec).exists():
         if protocol.requires_eval_checkpoint:

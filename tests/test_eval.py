@@ -42,6 +42,30 @@ def test_linear_probe_end_to_end(eval_cfg, tiny_encoder_run: Path, tmp_path: Pat
     assert 0 <= metrics["test_auroc"] <= 1
 
 
+def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
+    eval_cfg, tiny_encoder_run: Path, tmp_path: Path
+) -> None:
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        out = tmp_path / precision
+        metrics = run(eval_cfg(f"encoder={tiny_encoder_run}", f"inference_precision={precision}", output_dir=out))
+        runs[precision] = metrics, np.load(out / "predictions.npz")["test_predictions"]
+    (fp32_metrics, fp32), (bf16_metrics, bf16) = runs["32-true"], runs["bf16-mixed"]
+    # Training is float32 in both (trainer=cpu): only the validation/test forwards differ.
+    assert not np.array_equal(fp32, bf16)
+    np.testing.assert_allclose(bf16, fp32, atol=0.02)
+    assert bf16_metrics["test_auroc"] == pytest.approx(fp32_metrics["test_auroc"], abs=0.02)
+    assert bf16_metrics["config"]["inference_precision"] == "bf16-mixed"
+
+
+def test_inference_precision_is_checked() -> None:
+    cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
+    with pytest.raises(
+        ValueError, match=r"inference_precision: expected one of \('32-true', 'bf16-mixed'\), got 'bf16'"
+    ):
+        ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, num_classes=3, inference_precision="bf16")
+
+
 def test_finetune_and_lpft_start_from_the_linear_head(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:
     run(eval_cfg(f"encoder={tiny_encoder_run}", output_dir=tmp_path / "linear"))
     metrics = run(eval_cfg("protocol=finetune", f"encoder={tiny_encoder_run}", output_dir=tmp_path / "ft"))

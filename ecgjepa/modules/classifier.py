@@ -20,6 +20,8 @@ from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
 
+INFERENCE_PRECISIONS = ("32-true", "bf16-mixed")  # of validation and test forwards (``inference_precision``)
+
 
 @dataclass(frozen=True)
 class ProtocolConfig:
@@ -78,6 +80,9 @@ class ClassifierModule(ClipWithoutScaler):
         classifier_state: full classifier weights (LP-FT from a previous evaluation).
         no_grad_chunk_mib: chunking of encoder forwards without autograd on the CPU (frozen encoder,
             validation and test; see :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
+        inference_precision: validation and test logits in float32 ('32-true', as the original
+            evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': 1.7-1.8x
+            faster on a CPU with bf16 products; AUROCs no longer bit-comparable with the original's).
     """
 
     def __init__(
@@ -91,8 +96,13 @@ class ClassifierModule(ClipWithoutScaler):
         classifier_state: Mapping[str, torch.Tensor] | None = None,
         source: str = "random init",
         no_grad_chunk_mib: float = 8.0,
+        inference_precision: str = "32-true",
     ) -> None:
         super().__init__()
+        if inference_precision not in INFERENCE_PRECISIONS:
+            raise ValueError(
+                f"inference_precision: expected one of {INFERENCE_PRECISIONS}, got {inference_precision!r}"
+            )
         self.save_hyperparameters(ignore=["encoder_state", "classifier_state"])
         self.protocol = ProtocolConfig.from_dict(protocol)
         p = self.protocol
@@ -105,6 +115,7 @@ class ClassifierModule(ClipWithoutScaler):
         if classifier_state is not None:
             load_into(self.model, classifier_state, source)
         self.multiclass = multiclass
+        self.inference_precision = inference_precision
         self.crop = None if p.crop_duration is None else round(p.crop_duration * sampling_frequency)
         self.stride = None if p.crop_stride is None else round(p.crop_stride * sampling_frequency)
         self._outputs: dict[str, list[torch.Tensor]] = {}
@@ -135,8 +146,10 @@ class ClassifierModule(ClipWithoutScaler):
 
     def _collect(self, stage: str, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, targets, index = batch
-        # NOTE(parity): validation and test run in float32 even when training uses bf16 autocast.
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        # NOTE(parity): validation and test run in float32 even when training uses bf16 autocast, unless
+        # inference_precision asks for bf16.
+        bf16 = self.inference_precision == "bf16-mixed"
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = self(x.float())
         self._outputs.setdefault(stage, []).append(
             torch.cat([index[:, None].float(), self.probabilities(logits.float()), targets], dim=1).detach()
