@@ -81,7 +81,7 @@ class ClassifierModule(ClipWithoutScaler):
         no_grad_chunk_mib: chunking of encoder forwards without autograd on the CPU (frozen encoder,
             validation and test; see :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
         inference_precision: validation and test logits in float32 ('32-true', as the original
-            evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': 1.7-1.8x
+            evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': 1.6-1.8x
             faster on a CPU with bf16 products; AUROCs no longer bit-comparable with the original's).
     """
 
