@@ -424,7 +424,8 @@ def run_child(
 def speedups(rows: list[dict]) -> list[dict]:
     """Ours vs the original for every (work, model, batch) measured on both, no checkpointing: at the same
     precision, and ours at bf16 against the original's fp32 (the only precision it runs on a CPU, so the
-    issue's "best CPU setting" comparison). ``speedup_rounds`` pairs the runs of each interleaved round."""
+    issue's "best CPU setting" comparison). ``speedup_rounds`` pairs the runs of each interleaved round; it is
+    empty across precisions, whose runs come from separate loops."""
     key = ("work", "model", "batch")
     ours = {
         (*(r[k] for k in key), r["precision"]): r
@@ -440,7 +441,8 @@ def speedups(rows: list[dict]) -> list[dict]:
             mine = ours.get((*(r[k] for k in key), precision))
             if mine is None:
                 continue
-            pairs = zip(mine.get("ecgs_per_s_runs", []), r.get("ecgs_per_s_runs", []), strict=True)
+            same = precision == r["precision"]
+            pairs = zip(mine.get("ecgs_per_s_runs", []), r.get("ecgs_per_s_runs", []), strict=True) if same else []
             lines.append(
                 {
                     **{k: r[k] for k in key},

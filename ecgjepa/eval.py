@@ -24,7 +24,7 @@ from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier
 from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
 from ecgjepa.metrics import per_class_auroc
 from ecgjepa.models.linear import set_cpu_linear_backend
-from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
+from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig, check_inference_precision
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
@@ -163,6 +163,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     set_float32_precision(cfg.get("float32_matmul_precision"))
     set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
+    check_inference_precision(cfg.inference_precision)  # before the data is loaded
     datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)

@@ -48,7 +48,13 @@ def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
     runs = {}
     for precision in ("32-true", "bf16-mixed"):
         out = tmp_path / precision
-        metrics = run(eval_cfg(f"encoder={tiny_encoder_run}", f"inference_precision={precision}", output_dir=out))
+        # One validation (step 6): both runs test the same weights, whatever bf16 does to the val AUROC.
+        overrides = [
+            f"encoder={tiny_encoder_run}",
+            f"inference_precision={precision}",
+            "protocol.checkpoint_interval=6",
+        ]
+        metrics = run(eval_cfg(*overrides, output_dir=out))
         runs[precision] = metrics, np.load(out / "predictions.npz")["test_predictions"]
     (fp32_metrics, fp32), (bf16_metrics, bf16) = runs["32-true"], runs["bf16-mixed"]
     # Training is float32 in both (trainer=cpu): only the validation/test forwards differ.
@@ -58,12 +64,37 @@ def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
     assert bf16_metrics["config"]["inference_precision"] == "bf16-mixed"
 
 
-def test_inference_precision_is_checked() -> None:
+def test_float32_inference_ignores_the_trainers_bf16_autocast() -> None:
+    cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2).to_dict()
+    torch.manual_seed(0)
+    reference = ClassifierModule(cfg, PROTOCOL_LINEAR, num_classes=3).eval()
+    x, targets, index = torch.randn(2, 12, 5000), torch.zeros(2, 3), torch.arange(2)
+    with torch.no_grad():
+        expected = reference(x).sigmoid()
+    probs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        module = ClassifierModule(cfg, PROTOCOL_LINEAR, num_classes=3, inference_precision=precision).eval()
+        module.load_state_dict(reference.state_dict())
+        # Lightning's bf16-mixed precision plugin runs validation_step inside such an autocast.
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            module._collect("val", (x, targets, index))
+        probs[precision] = module._outputs["val"][0][:, 1:4]
+    assert torch.equal(probs["32-true"], expected)
+    assert not torch.equal(probs["bf16-mixed"], expected)
+    torch.testing.assert_close(probs["bf16-mixed"], expected, atol=0.02, rtol=0)
+
+
+def test_inference_precision_is_checked(eval_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
-    with pytest.raises(
-        ValueError, match=r"inference_precision: expected one of \('32-true', 'bf16-mixed'\), got 'bf16'"
-    ):
+    message = r"inference_precision: expected one of \('32-true', 'bf16-mixed'\), got 'bf16'"
+    with pytest.raises(ValueError, match=message):
         ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, num_classes=3, inference_precision="bf16")
+    # A run refuses it before loading any data.
+    from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
+
+    monkeypatch.setattr(PTBXLDataModule, "setup", lambda *a, **k: pytest.fail("data loaded before the check"))
+    with pytest.raises(ValueError, match=message):
+        run(eval_cfg("encoder=vit_tiny", "inference_precision=bf16"))
 
 
 def test_finetune_and_lpft_start_from_the_linear_head(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:

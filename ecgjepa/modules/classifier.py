@@ -60,6 +60,13 @@ class ProtocolConfig:
         )
 
 
+def check_inference_precision(value: str) -> str:
+    """``value`` if it is one of :data:`INFERENCE_PRECISIONS`; else a ValueError naming the key."""
+    if value not in INFERENCE_PRECISIONS:
+        raise ValueError(f"inference_precision: expected one of {INFERENCE_PRECISIONS}, got {value!r}")
+    return value
+
+
 def crop_batch(x: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
     """(B, C, T) -> (B, K, C, crop) strided crops starting at 0, stride, ... (all that fit)."""
     if crop > x.shape[-1]:
@@ -82,7 +89,8 @@ class ClassifierModule(ClipWithoutScaler):
             validation and test; see :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
         inference_precision: validation and test logits in float32 ('32-true', as the original
             evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': 1.6-1.8x
-            faster on a CPU with bf16 products; AUROCs no longer bit-comparable with the original's).
+            faster on the AMD EPYC VM, 2.2-2.5x on the AMX Xeon; AUROCs no longer bit-comparable with
+            the original's; needs bf16 support on the device).
     """
 
     def __init__(
@@ -99,10 +107,7 @@ class ClassifierModule(ClipWithoutScaler):
         inference_precision: str = "32-true",
     ) -> None:
         super().__init__()
-        if inference_precision not in INFERENCE_PRECISIONS:
-            raise ValueError(
-                f"inference_precision: expected one of {INFERENCE_PRECISIONS}, got {inference_precision!r}"
-            )
+        check_inference_precision(inference_precision)
         self.save_hyperparameters(ignore=["encoder_state", "classifier_state"])
         self.protocol = ProtocolConfig.from_dict(protocol)
         p = self.protocol
@@ -128,7 +133,7 @@ class ClassifierModule(ClipWithoutScaler):
         crops = crop_batch(x, self.crop, self.stride)
         b, k = crops.shape[:2]
         logits = self.model(crops.reshape(b * k, *crops.shape[2:]))
-        return logits.view(b, k, -1).mean(dim=1)
+        return logits.float().view(b, k, -1).mean(dim=1)  # averaged in float32 under bf16 autocast too
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.multiclass:
