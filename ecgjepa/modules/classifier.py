@@ -60,11 +60,10 @@ class ProtocolConfig:
         )
 
 
-def check_inference_precision(value: str) -> str:
-    """``value`` if it is one of :data:`INFERENCE_PRECISIONS`; else a ValueError naming the key."""
+def check_inference_precision(value: str) -> None:
+    """Raise a ValueError naming the key unless ``value`` is one of :data:`INFERENCE_PRECISIONS`."""
     if value not in INFERENCE_PRECISIONS:
         raise ValueError(f"inference_precision: expected one of {INFERENCE_PRECISIONS}, got {value!r}")
-    return value
 
 
 def crop_batch(x: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
