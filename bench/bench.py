@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from ecgjepa.utils.precision import set_float32_precision
+from ecgjepa.accel.precision import set_float32_precision
 
 SIZES = {"vit_xs": (192, 8, 4, 96, 8, 4), "vit_s": (384, 8, 6, 192, 8, 6), "vit_b": (768, 12, 12, 384, 12, 12)}
 WORKS = ("pretrain", "linear", "finetune", "eval", "loader")

@@ -29,7 +29,9 @@ from ecgjepa.checkpoint import (
     model_config_from_original,
     strip_prefix,
 )
+from ecgjepa.cli import UsageError, command
 from ecgjepa.models.config import ModelConfig
+from ecgjepa.modules.jepa import OptimConfig
 
 FORMATS = ("ecgjepa", "original", "original_minified")
 ORIGINAL_GROUP_KEYS = (
@@ -132,19 +134,25 @@ def loops_state(step: int) -> dict[str, Any]:
     }
 
 
+def optim_config(optim: Mapping[str, Any]) -> OptimConfig:
+    return OptimConfig(**{k: v for k, v in optim.items() if k != "opt_betas"}, opt_betas=tuple(optim["opt_betas"]))
+
+
 def original_to_lightning(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     """An original full pre-training checkpoint as a resumable Lightning checkpoint of JEPAModule."""
     config = dict(ckpt["config"])
     model = model_config_from_original(config).to_dict()
     optim = optim_from_original(config)
     step = int(ckpt["step"])
+    cfg = optim_config(optim)
+    # The original stores the learning rate of the step it took last; ours carries the one the next step uses.
     optimizer = {
         "state": ckpt["optimizer"]["state"],
-        "param_groups": [{**g, "initial_lr": config["learning_rate"]} for g in ckpt["optimizer"]["param_groups"]],
+        "param_groups": [
+            {**g, "lr": cfg.lr_at(step), "initial_lr": config["learning_rate"]}
+            for g in ckpt["optimizer"]["param_groups"]
+        ],
     }
-    from ecgjepa.modules.jepa import OptimConfig
-
-    cfg = OptimConfig(**{k: v for k, v in optim.items() if k != "opt_betas"}, opt_betas=tuple(optim["opt_betas"]))
     lr_factor = cfg.lr_at(step) / cfg.learning_rate
     scheduler = {
         "base_lrs": [config["learning_rate"]] * len(optimizer["param_groups"]),
@@ -226,12 +234,16 @@ def lightning_to_original(ckpt: Mapping[str, Any], minified: bool) -> dict[str, 
             "config": config,
         }
     optimizer = ckpt["optimizer_states"][0]
+    step = int(ckpt["global_step"])
     groups = [{k: g[k] for k in ORIGINAL_GROUP_KEYS if k in g} for g in optimizer["param_groups"]]
+    if step > 0:  # the original's groups carry the learning rate of the last step taken
+        last_lr = optim_config(optim_from_original(config)).lr_at(step - 1)
+        groups = [{**g, "lr": last_lr} if "lr" in g else g for g in groups]
     return {
         "model": OrderedDict(state),
         "optimizer": {"state": optimizer["state"], "param_groups": groups},
         "config": config,
-        "step": int(ckpt["global_step"]),
+        "step": step,
     }
 
 
@@ -290,6 +302,7 @@ def convert(src: str | Path, dst: str | Path, fmt: str = "ecgjepa") -> str:
     return f"{src} ({layout}) -> {dst} (format={fmt})"
 
 
+@command("ecgjepa-convert")
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     fmt = "ecgjepa"
@@ -297,11 +310,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fmt = item.split("=", 1)[1]
         args.remove(item)
     if len(args) != 2:
-        raise SystemExit(f"usage: ecgjepa-convert IN OUT [format={'|'.join(FORMATS)}]")
-    try:
-        print(convert(args[0], args[1], fmt))
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"ecgjepa-convert: {err}") from None
+        raise UsageError(f"usage: ecgjepa-convert IN OUT [format={'|'.join(FORMATS)}]")
+    print(convert(args[0], args[1], fmt))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import wfdb
 from omegaconf import OmegaConf
 
 from ecgjepa.checkpoint import find_checkpoint, load_encoder_state, load_into
+from ecgjepa.cli import UsageError, command
 from ecgjepa.convert import SOURCE_KEYS
 from ecgjepa.data.signal import lead_permutation, resample
 from ecgjepa.models import VisionTransformer
@@ -40,11 +41,11 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
         if key == "tokens" and not sep:
             value, sep = "true", "="
         if not sep or key not in OPTIONS:
-            raise SystemExit(f"ecgjepa-embed: expected key=value with key in {sorted(OPTIONS)}, got {item!r}")
+            raise UsageError(f"expected key=value with key in {sorted(OPTIONS)}, got {item!r}")
         args[key] = value
     missing = {"encoder", "input", "output"} - set(args)
     if missing:
-        raise SystemExit(f"ecgjepa-embed: missing {sorted(missing)}\n{__doc__}")
+        raise UsageError(f"missing {sorted(missing)}\n{__doc__}")
     return args
 
 
@@ -78,26 +79,40 @@ def normalisation_constants(extras: dict[str, Any], original_sources: Sequence[s
     }
 
 
+def load_array(path: Path) -> np.ndarray:
+    """The numeric array in the ``.npy`` file ``path`` (memory-mapped), or a ValueError naming the file."""
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npy array (expected one written by numpy.save): {err}") from None
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: expected a numeric .npy array, got {getattr(x, 'dtype', type(x).__name__)}")
+    return x
+
+
 def read_inputs(path: Path, fs: float | None, target_fs: float) -> np.ndarray:
     """(N, 12, T) float32 at ``target_fs`` from a .npy file or a folder of WFDB records."""
     if path.is_file():
-        x = np.load(path, mmap_mode="r")
+        x = load_array(path)
         if x.ndim != 3 or x.shape[1] != 12:
-            raise SystemExit(f"ecgjepa-embed: {path} has shape {x.shape}; expected (N, 12, T)")
+            raise ValueError(f"input={path} has shape {x.shape}; expected (N, 12, T)")
         x = np.array(x, dtype=np.float32)
         if fs is not None and fs != target_fs:
             x = np.stack([resample(r.T, fs, target_fs).T for r in x])
         return x
     headers = sorted(path.rglob("*.hea"))
     if not headers:
-        raise SystemExit(f"ecgjepa-embed: {path} is neither a .npy file nor a folder with WFDB records")
+        raise FileNotFoundError(f"input={path} is neither a .npy file nor a folder with WFDB records")
     records = []
     for header in headers:
-        signal, fields = wfdb.rdsamp(str(header.with_suffix("")))
+        try:
+            signal, fields = wfdb.rdsamp(str(header.with_suffix("")))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{header.with_suffix('')}: not a readable WFDB record: {err}") from None
         signal = signal[:, lead_permutation(fields["sig_name"])]
         records.append(resample(signal, fields["fs"], target_fs) if fields["fs"] != target_fs else signal)
     if len({len(r) for r in records}) != 1:
-        raise SystemExit(f"ecgjepa-embed: records under {path} differ in length: {sorted({len(r) for r in records})}")
+        raise ValueError(f"records under {path} differ in length: {sorted({len(r) for r in records})}")
     return np.stack([r.T for r in records]).astype(np.float32)
 
 
@@ -111,6 +126,7 @@ def embed(encoder: VisionTransformer, x: np.ndarray, tokens: bool, batch_size: i
     return np.concatenate(out)
 
 
+@command("ecgjepa-embed")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     path = find_checkpoint(args["encoder"])
@@ -121,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
     x = read_inputs(Path(args["input"]), fs, target_fs)
     if x.shape[-1] % cfg.patch_size or x.shape[-1] > cfg.channel_size:
-        raise SystemExit(
-            f"ecgjepa-embed: inputs have {x.shape[-1]} samples; the encoder takes a multiple of "
+        raise ValueError(
+            f"inputs have {x.shape[-1]} samples; the encoder takes a multiple of "
             f"{cfg.patch_size} up to {cfg.channel_size} (crop the records first)"
         )
     if args.get("normalize", "true").lower() != "false":

@@ -20,15 +20,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import ecgjepa
+from ecgjepa.accel.capability import device_type
+from ecgjepa.accel.precision import resolve_precision, set_float32_precision
 from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier_state, load_encoder_state
+from ecgjepa.cli import HydraCommand
 from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
 from ecgjepa.metrics import per_class_auroc
 from ecgjepa.models.linear import set_cpu_linear_backend
-from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig, check_inference_precision
+from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
-from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
+from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
-from ecgjepa.utils.precision import set_float32_precision
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -58,7 +60,9 @@ def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModu
         "multiclass": datamodule.multiclass,
         "sampling_frequency": datamodule.fs,
         "no_grad_chunk_mib": cfg.no_grad_chunk_mib,
-        "inference_precision": cfg.inference_precision,
+        "inference_precision": resolve_precision(
+            cfg.inference_precision, device_type(cfg.trainer.get("accelerator")), "inference_precision"
+        ),
     }
     if spec in model_names() and not Path(spec).exists():
         if protocol.requires_eval_checkpoint:
@@ -163,16 +167,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     set_float32_precision(cfg.get("float32_matmul_precision"))
     set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
-    check_inference_precision(cfg.inference_precision)  # before the data is loaded
+    device = device_type(cfg.trainer.get("accelerator"))
+    cfg.trainer.precision = resolve_precision(cfg.trainer.precision, device, "trainer.precision")
+    cfg.inference_precision = resolve_precision(cfg.inference_precision, device, "inference_precision")
     datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_dict(cfg.get("callbacks")),
-        logger=instantiate_dict(cfg.get("logger")) or False,
-        _convert_="all",
-    )
+    loggers, callbacks = instantiate_loggers_and_callbacks(cfg)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
@@ -189,7 +191,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return {}
 
 
+COMMAND = HydraCommand("ecgjepa-eval")
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="eval")
+@COMMAND.task
 def main(cfg: DictConfig) -> None:
     if HydraConfig.get().mode.name == "MULTIRUN" and cfg.trainer.get("strategy") == "ddp":
         raise ValueError(
@@ -199,5 +205,7 @@ def main(cfg: DictConfig) -> None:
     run(cfg)
 
 
+cli = COMMAND.entry(main)
+
 if __name__ == "__main__":
-    main()
+    cli()

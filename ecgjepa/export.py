@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 import ecgjepa
 from ecgjepa.checkpoint import find_checkpoint, load_encoder_state, load_file, load_into
+from ecgjepa.cli import UsageError, command
 from ecgjepa.models import ModelConfig, VisionTransformer
 
 
@@ -132,10 +133,11 @@ def load_encoder(path: str | Path) -> VisionTransformer:
     return encoder.eval()
 
 
+@command("ecgjepa-export")
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        raise SystemExit("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR")
+        raise UsageError("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR")
     out = export(args[0], args[1])
     print(f"wrote {out}/model.safetensors, config.json and README.md")
 

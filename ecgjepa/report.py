@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ecgjepa.cli import command
 from ecgjepa.metrics import bootstrap_auroc
 
 METRICS_KEYS = ("task", "protocol", "encoder", "seed", "val_auroc", "test_auroc", "classes", "per_class")
@@ -186,6 +187,7 @@ def build_report(sweep_dir: str | Path, n_bootstrap: int = 100) -> str:
     return markdown
 
 
+@command("ecgjepa-report")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ecgjepa-report",
@@ -194,10 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", type=Path, help="directory searched recursively for run directories")
     parser.add_argument("--n-bootstrap", type=int, default=100, help="bootstrap resamples per run (default 100)")
     args = parser.parse_args(argv)
-    try:
-        markdown = build_report(args.sweep_dir, args.n_bootstrap)
-    except (FileNotFoundError, ValueError) as err:
-        parser.error(str(err))
+    markdown = build_report(args.sweep_dir, args.n_bootstrap)
     print(markdown, end="")
     print(f"wrote report.md, report.csv and report.png in {args.sweep_dir}")
 

@@ -12,14 +12,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ecgjepa.accel.capability import device_type
+from ecgjepa.accel.precision import resolve_precision, set_float32_precision
 from ecgjepa.checkpoint import CheckpointError, detect_layout, load_file
+from ecgjepa.cli import HydraCommand
 from ecgjepa.convert import original_to_lightning
 from ecgjepa.models.config import ModelConfig
 from ecgjepa.models.linear import set_cpu_linear_backend
 from ecgjepa.modules.jepa import JEPAModule
-from ecgjepa.utils.hydra import instantiate_dict, resolve_ckpt_path
+from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
-from ecgjepa.utils.precision import set_float32_precision
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -70,6 +72,34 @@ def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> 
     return str(target)
 
 
+def set_batch_size(data: DictConfig, world_size: int) -> None:
+    """Fill ``data.batch_size`` (per device) from ``data.global_batch_size`` (summed over the ``world_size``
+    processes) or the other way round, refusing a global batch that the processes cannot share evenly."""
+    per_device, total = data.get("batch_size"), data.get("global_batch_size")
+    if total is None:
+        if per_device is None:
+            raise ValueError("data.batch_size and data.global_batch_size are both null: set one of them")
+        data.global_batch_size = per_device * world_size
+    else:
+        if total % world_size:
+            raise ValueError(
+                f"data.global_batch_size={total} cannot be split evenly over {world_size} processes "
+                "(trainer.devices x trainer.num_nodes): choose a number of devices that divides it"
+            )
+        if per_device is not None and per_device * world_size != total:
+            raise ValueError(
+                f"data.batch_size={per_device} per device x {world_size} processes != data.global_batch_size="
+                f"{total}: set only one of them (the other to null)"
+            )
+        data.batch_size = total // world_size
+    log.info(
+        "batch: %d per device x %d process(es) = %d per step (global)",
+        data.batch_size,
+        world_size,
+        data.global_batch_size,
+    )
+
+
 def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
     """Pre-train with a composed config (plus ``extra_callbacks``); returns the final logged metrics."""
     ensure_writable_dir(output_dir(cfg))
@@ -77,11 +107,14 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
         L.seed_everything(cfg.seed, workers=True)
     set_float32_precision(cfg.get("float32_matmul_precision"))
     set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
+    device = device_type(cfg.trainer.get("accelerator"))
+    cfg.trainer.precision = resolve_precision(cfg.trainer.precision, device, "trainer.precision")
+    loggers, callbacks = instantiate_loggers_and_callbacks(cfg)
+    callbacks += list(extra_callbacks or [])
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+    set_batch_size(cfg.data, trainer.world_size)
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.module, _convert_="all")
-    callbacks = instantiate_dict(cfg.get("callbacks")) + list(extra_callbacks or [])
-    loggers = instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir(cfg))
     if ckpt_path:
         ckpt_path = continue_from_original(ckpt_path, module, output_dir(cfg))
@@ -90,12 +123,18 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
+COMMAND = HydraCommand("ecgjepa-train")
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
+@COMMAND.task
 def main(cfg: DictConfig) -> None:
     log.info("output directory: %s", output_dir(cfg))
     metrics = run(cfg)
     log.info("final metrics: %s", OmegaConf.to_yaml(metrics))
 
 
+cli = COMMAND.entry(main)
+
 if __name__ == "__main__":
-    main()
+    cli()

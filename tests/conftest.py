@@ -1,11 +1,18 @@
-"""Shared fixtures: the real data beside the repo, the bundled sample as a dump, composed configs."""
+"""Shared fixtures: the real records in tests/data, the original's reference checkpoints, the bundled sample
+as a dump, composed configs."""
 
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import lightning as L
+import pandas as pd
 import pytest
 import torch
 from omegaconf import DictConfig
@@ -14,15 +21,170 @@ from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures" / "original"
+DATA = REPO / "tests" / "data"
+SAMPLE = REPO / "sample_data" / "ptbxl"
+
+
+@dataclass(frozen=True)
+class OriginalFixture:
+    """Checkpoints written by the original ECG-JEPA code and the outputs it computed (README in each folder)."""
+
+    name: str
+    dir: Path
+    pretrain: Path
+    minified: Path
+    model_overrides: tuple[str, ...]  # the ``model=...`` overrides that build the same model here
+    encoder_tensors: int  # entries of the minified checkpoint's target encoder
+
+    @property
+    def golden_npz(self) -> Path:
+        return self.dir / "golden.npz"
+
+    @property
+    def golden_json(self) -> Path:
+        return self.dir / "golden.json"
+
+
+TINY = OriginalFixture(
+    "tiny",
+    DATA / "fixtures" / "original_tiny",
+    DATA / "fixtures" / "original_tiny" / "orig_tiny_pretrain.pt",
+    DATA / "fixtures" / "original_tiny" / "orig_tiny_minified.pt",
+    (
+        "model=vit_xs",
+        "model.dim=48",
+        "model.depth=2",
+        "model.num_heads=2",
+        "model.pred_dim=24",
+        "model.pred_depth=2",
+        "model.pred_num_heads=2",
+    ),
+    15,
+)
+_VIT_XS_DIR = Path(os.environ.get("ECGJEPA_ORIGINAL_FIXTURES", REPO.parent / "shared" / "fixtures" / "original"))
+VIT_XS = OriginalFixture(
+    "vit_xs",
+    _VIT_XS_DIR,
+    _VIT_XS_DIR / "orig_dev_pretrain.pt",
+    _VIT_XS_DIR / "orig_dev_minified.pt",
+    ("model=vit_xs",),
+    51,
+)
+
+
+def require(fixture: OriginalFixture) -> OriginalFixture:
+    """``fixture`` if its files are here; the ViT-XS set (82 MB) is not shipped, so its tests skip without it."""
+    if not fixture.pretrain.is_file():
+        pytest.skip(
+            f"the original's {fixture.name} reference checkpoints are not at {fixture.dir} "
+            "(set ECGJEPA_ORIGINAL_FIXTURES to their folder to run this test)"
+        )
+    return fixture
+
+
+@pytest.fixture(params=[TINY, VIT_XS], ids=lambda f: f.name, scope="module")
+def original(request: pytest.FixtureRequest) -> OriginalFixture:
+    """Each set of the original's reference checkpoints: the shipped tiny one, and ViT-XS where present."""
+    return require(request.param)
+
+
+@pytest.fixture(scope="session")
+def ptbxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PTB-XL folder in the release layout: the full v1.0.1 metadata, ecg_id 1-40 at 500 Hz, the bundled
+    sample's ecg_id 1-500 at 100 Hz, and ecg_id 1000 and 1365 at 100 Hz."""
+    root = tmp_path_factory.mktemp("ptbxl")
+    with (
+        gzip.open(DATA / "ptbxl" / "ptbxl_database.csv.gz", "rb") as src,
+        open(root / "ptbxl_database.csv", "wb") as dst,
+    ):
+        shutil.copyfileobj(src, dst)
+    for name in ("scp_statements.csv", "LICENSE.txt"):
+        shutil.copy(DATA / "ptbxl" / name, root / name)
+    (root / "records500").symlink_to(DATA / "ptbxl" / "records500")
+    (root / "records100").mkdir()
+    (root / "records100" / "00000").symlink_to(SAMPLE / "records100" / "00000")
+    (root / "records100" / "01000").symlink_to(DATA / "ptbxl" / "records100" / "01000")
+    return root
+
 
 register_resolvers()
+
+PAPER_SCHEDULE = ("optim=paper", "optim.steps=100000", "optim.learning_rate_warmup_steps=10000")
+
+
+class ScheduleRecorder(L.Callback):
+    """Records, at each optimizer step, the learning rate and weight decay the optimizer is about to apply."""
+
+    def __init__(self) -> None:
+        self.lr: list[float] = []
+        self.weight_decay: list[float] = []
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        decayed = [g for g in optimizer.param_groups if g.get("use_weight_decay")]
+        self.lr.append(optimizer.param_groups[0]["lr"])
+        self.weight_decay.append(decayed[0]["weight_decay"])
+
+
+@pytest.fixture
+def ema_momenta(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The momentum of every EMA update of the target encoder, in order."""
+    from ecgjepa.callbacks import target_momentum
+
+    momenta: list[float] = []
+    real = target_momentum.ema_update
+
+    def recording(target, online, momentum: float) -> None:
+        momenta.append(momentum)
+        real(target, online, momentum)
+
+    monkeypatch.setattr(target_momentum, "ema_update", recording)
+    return momenta
 
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads() -> None:
     torch.manual_seed(0)
+
+
+def make_ptbxl_raw(root: Path, ecg_ids: range, ptbxl_dir: Path) -> Path:
+    """A PTB-XL folder with the given records (both rates, symlinked) and the matching CSV rows."""
+    table = pd.read_csv(ptbxl_dir / "ptbxl_database.csv")
+    table = table[table["ecg_id"].isin(list(ecg_ids))]
+    for name in (*table["filename_lr"], *table["filename_hr"]):
+        for suffix in (".hea", ".dat"):
+            target = root / (name + suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(ptbxl_dir / (name + suffix))
+    table.to_csv(root / "ptbxl_database.csv", index=False)
+    (root / "scp_statements.csv").symlink_to(ptbxl_dir / "scp_statements.csv")
+    return root
+
+
+# Dumps of the real records in tests/data, one per pre-training source; the three sources without real records
+# here read another source's dump (``data.sources.<name>.dump``).
+STAND_IN_DUMPS = {"code15": "georgia", "st_petersburg": "ningbo", "cpsc_extra": "cpsc"}
+
+
+@pytest.fixture(scope="session")
+def source_dumps(tmp_path_factory: pytest.TempPathFactory, ptbxl_dir: Path) -> Path:
+    """A data root with the dumps of ptbxl (ecg_id 1-40, 500 Hz), mimic_iv_ecg, cpsc, georgia, ningbo,
+    chapman_shaoxing and ptb, made by ``data_prep`` from tests/data."""
+    from data_prep.common import dump_source
+
+    root = tmp_path_factory.mktemp("dumps")
+    raw_ptbxl = make_ptbxl_raw(tmp_path_factory.mktemp("ptbxl_raw"), range(1, 41), ptbxl_dir)
+    raws = {
+        "ptbxl": raw_ptbxl,
+        "mimic_iv_ecg": DATA / "mimic_iv_ecg",
+        "cpsc": DATA / "challenge2021" / "cpsc_2018",
+        "georgia": DATA / "challenge2021" / "georgia",
+        "ningbo": DATA / "challenge2021" / "ningbo",
+        "chapman_shaoxing": DATA / "challenge2021" / "chapman_shaoxing",
+        "ptb": DATA / "challenge2020" / "ptb",
+    }
+    for slug, raw in raws.items():
+        dump_source(slug, raw, root, workers=1, progress=False, log=lambda message: None)
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +198,7 @@ def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "data_prep",
             "ptbxl",
             "--raw",
-            str(REPO / "sample_data" / "ptbxl"),
+            str(SAMPLE),
             "--rate",
             "100",
             "--out",
@@ -83,7 +245,6 @@ def eval_cfg(tmp_path: Path, sample_data_dir: Path):
             f"paths.data_dir={sample_data_dir}",
             "trainer=cpu",
             "logger=none",
-            "callbacks.lr_monitor=null",
             "task=superdiagnostic",
             "protocol.steps=6",
             "protocol.checkpoint_interval=3",

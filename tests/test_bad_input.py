@@ -104,9 +104,14 @@ def pretrain_on(train_cfg, data_dir: Path, out: Path, *overrides: str):
 
 def test_missing_data_root_of_the_evaluation_is_named(eval_cfg, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    missing = re.escape(str(tmp_path / "nowhere" / "sample"))
-    with pytest.raises(FileNotFoundError, match=rf"data directory {missing} does not exist; set paths.data_dir"):
-        eval_run(eval_cfg("encoder=vit_tiny", f"paths.data_dir={tmp_path / 'nowhere'}", output_dir=out))
+    missing = re.escape(str(tmp_path / "nowhere"))
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"data directory {missing} does not exist; .* python -m data_prep ptbxl --raw RAW_DIR --out {missing}",
+    ):
+        eval_run(
+            eval_cfg("encoder=vit_tiny", "dataset=ptbxl", f"paths.data_dir={tmp_path / 'nowhere'}", output_dir=out)
+        )
     assert files_under(out) == []
 
 
@@ -166,7 +171,7 @@ def without_meta(signals, index, meta):
     [
         (past_the_end, r"index.csv does not match .*signals.npy: records end at sample 10000 but the array has 7000"),
         (without_length, r"index.csv: missing column\(s\) \['length'\]; expected at least \['record_id', 'start'"),
-        (without_meta, r"meta.json is missing; re-run: make prepare-data SOURCE=ptbxl"),
+        (without_meta, r"meta.json is missing; re-run: python -m data_prep ptbxl --raw RAW_DIR --out "),
     ],
     ids=["index-past-the-end", "index-column-missing", "meta-missing"],
 )
@@ -241,7 +246,10 @@ def test_unknown_source_names_the_missing_dump_and_the_make_command(
     train_cfg, sample_data_dir: Path, tmp_path: Path
 ) -> None:
     missing = re.escape(str(sample_data_dir / "sample" / "foo" / "signals.npy"))
-    with pytest.raises(FileNotFoundError, match=rf"no dump for source 'foo': {missing} does not exist.*SOURCE=foo"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"no dump for source 'foo': {missing} does not exist.*python -m data_prep foo --raw RAW_DIR",
+    ):
         train_run(
             train_cfg("data.sources.ptbxl.weight=0.5", "+data.sources.foo.weight=0.5", output_dir=tmp_path / "out")
         )
@@ -339,7 +347,12 @@ def test_class_without_positive_in_the_validation_fold_is_named(eval_cfg, tmp_pa
     with pytest.raises(ValueError, match="class 'HYP' has no positive record in the validation fold 10"):
         eval_run(
             eval_cfg(
-                "encoder=vit_tiny", "task=st_mem", "dataset.val_fold=10", "dataset.test_fold=8", output_dir=tmp_path
+                "encoder=vit_tiny",
+                "task=st_mem",
+                "dataset.val_fold=10",
+                "dataset.test_fold=8",
+                "dataset.absent_classes=error",
+                output_dir=tmp_path,
             )
         )
     assert files_under(tmp_path) == []
@@ -391,7 +404,7 @@ def test_unwritable_output_directory_is_refused_before_any_work(train_cfg, eval_
 
 
 def test_float32_precision_is_checked_and_covers_cudnn() -> None:
-    from ecgjepa.utils.precision import set_float32_precision
+    from ecgjepa.accel.precision import set_float32_precision
 
     before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     try:

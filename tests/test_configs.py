@@ -34,7 +34,8 @@ def test_experiment_has_the_paper_numbers(name: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"experiment={name}"], tmp_path)
     dim, sources, batch, accumulate = PAPER[name]
     assert cfg.model.dim == dim
-    assert cfg.data.batch_size == batch and cfg.trainer.accumulate_grad_batches == accumulate
+    assert cfg.data.global_batch_size == batch and cfg.data.batch_size is None
+    assert cfg.trainer.accumulate_grad_batches == accumulate
     assert cfg.optim.steps == 100_000 and cfg.trainer.max_steps == 100_000
     assert cfg.optim.learning_rate == 1e-3 and cfg.optim.final_learning_rate == 1e-6
     assert cfg.optim.learning_rate_warmup_steps == 10_000
@@ -76,4 +77,4 @@ def test_cli_prints_the_paper_configuration_from_any_directory(tmp_path: Path) -
         text=True,
         check=True,
     ).stdout
-    assert "dim: 384" in out and "batch_size: 2048" in out and "steps: 100000" in out
+    assert "dim: 384" in out and "global_batch_size: 2048" in out and "steps: 100000" in out

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from ecgjepa.accel.precision import set_float32_precision
 from ecgjepa.callbacks.target_momentum import ema_update
 from ecgjepa.checkpoint import load_encoder_state, load_into
 from ecgjepa.data.masks import BlockMaskCollator
 from ecgjepa.models import VisionTransformer
 from ecgjepa.modules.jepa import JEPAModule
-from ecgjepa.utils.precision import set_float32_precision
-from tests.conftest import FIXTURES
+from tests.conftest import OriginalFixture
 from tests.test_compile import TINY
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -32,9 +32,9 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32 = before[1]
 
 
-def test_target_encoder_matches_the_original_on_cuda(exact_fp32) -> None:
-    golden = dict(np.load(FIXTURES / "golden.npz"))
-    cfg, state, _ = load_encoder_state(FIXTURES / "orig_dev_minified.pt")
+def test_target_encoder_matches_the_original_on_cuda(exact_fp32, original: OriginalFixture) -> None:
+    golden = dict(np.load(original.golden_npz))
+    cfg, state, _ = load_encoder_state(original.minified)
     encoder = VisionTransformer(cfg).eval()
     load_into(encoder, state, "minified", strict=True)
     encoder.cuda()

@@ -1,4 +1,4 @@
-"""Tests of `data_prep` on the real records in ../shared/data (spec §2.1-§2.7, §10 pitfalls 14-21).
+"""Tests of `data_prep` on the real records in tests/data (spec §2.1-§2.7, §10 pitfalls 14-21).
 
 Every reader's dump is compared with a direct `wfdb.rdsamp` read after the documented steps: float16
 cast, (FFT resampling to 500 Hz), reordering of the leads by name. Then the engine: CODE-15 layout,
@@ -28,29 +28,14 @@ from data_prep.records import DataPrepError, prepare_record, read_wfdb
 from data_prep.sources import SOURCES
 from data_prep.stats import PTBXL_STATS_FOLDS, dump_stats
 from ecgjepa.data.signal import CANONICAL_LEADS
+from tests.conftest import DATA, REPO, make_ptbxl_raw
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DATA = SHARED / "data"
 PTBXL_IDS = range(1, 41)
 
 
-def make_ptbxl_raw(root: Path, ecg_ids: range) -> Path:
-    """A PTB-XL folder with the given records (both rates, symlinked) and the matching CSV rows."""
-    table = pd.read_csv(DATA / "ptbxl" / "ptbxl_database.csv")
-    table = table[table["ecg_id"].isin(list(ecg_ids))]
-    for name in (*table["filename_lr"], *table["filename_hr"]):
-        for suffix in (".hea", ".dat"):
-            target = root / (name + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(DATA / "ptbxl" / (name + suffix))
-    table.to_csv(root / "ptbxl_database.csv", index=False)
-    return root
-
-
 @pytest.fixture(scope="module")
-def ptbxl_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_ptbxl_raw(tmp_path_factory.mktemp("ptbxl"), PTBXL_IDS)
+def ptbxl_raw(tmp_path_factory: pytest.TempPathFactory, ptbxl_dir: Path) -> Path:
+    return make_ptbxl_raw(tmp_path_factory.mktemp("ptbxl"), PTBXL_IDS, ptbxl_dir)
 
 
 def load_dump(out_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:

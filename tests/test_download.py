@@ -28,7 +28,7 @@ from data_prep import download
 from data_prep.__main__ import main
 from data_prep.download import DownloadError, download_file, fetch, parse_sha256sums, safe_extract
 
-GEORGIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "challenge2021" / "georgia"
+GEORGIA = Path(__file__).resolve().parent / "data" / "challenge2021" / "georgia"
 GEORGIA_RECORDS = ("E07500", "E07501")
 DATA = bytes(range(256)) * 1200  # 307,200 bytes
 SHA256 = hashlib.sha256(DATA).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,7 @@ from ecgjepa.convert import convert
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.train import run
-from tests.conftest import FIXTURES
-
-PRETRAIN, MINIFIED = FIXTURES / "orig_dev_pretrain.pt", FIXTURES / "orig_dev_minified.pt"
+from tests.conftest import PAPER_SCHEDULE, OriginalFixture, ScheduleRecorder
 
 
 def assert_identical(a, b, where: str = "") -> None:
@@ -35,15 +34,15 @@ def assert_identical(a, b, where: str = "") -> None:
         assert type(a) is type(b) and a == b, f"{where}: {a!r} vs {b!r}"
 
 
-def test_original_to_ours_to_original_is_bit_exact(tmp_path: Path) -> None:
-    convert(PRETRAIN, tmp_path / "ours.ckpt")
+def test_original_to_ours_to_original_is_bit_exact(tmp_path: Path, original: OriginalFixture) -> None:
+    convert(original.pretrain, tmp_path / "ours.ckpt")
     convert(tmp_path / "ours.ckpt", tmp_path / "back.pt", "original")
     convert(tmp_path / "ours.ckpt", tmp_path / "back_min.pt", "original_minified")
-    assert_identical(load_file(PRETRAIN), load_file(tmp_path / "back.pt"))
-    assert_identical(load_file(MINIFIED), load_file(tmp_path / "back_min.pt"))
-    convert(MINIFIED, tmp_path / "export.pt")
+    assert_identical(load_file(original.pretrain), load_file(tmp_path / "back.pt"))
+    assert_identical(load_file(original.minified), load_file(tmp_path / "back_min.pt"))
+    convert(original.minified, tmp_path / "export.pt")
     convert(tmp_path / "export.pt", tmp_path / "min_back.pt", "original_minified")
-    assert_identical(load_file(MINIFIED), load_file(tmp_path / "min_back.pt"))
+    assert_identical(load_file(original.minified), load_file(tmp_path / "min_back.pt"))
 
 
 def test_ours_to_original_to_ours_is_bit_exact(tmp_path: Path, train_cfg) -> None:
@@ -65,22 +64,22 @@ def test_ours_to_original_to_ours_is_bit_exact(tmp_path: Path, train_cfg) -> Non
     load_into(encoder, {k[len("target_encoder.") :]: v for k, v in ckpt["model"].items()}, "min", strict=True)
 
 
-def test_refuses_other_layouts_sizes_and_truncated_files(tmp_path: Path) -> None:
+def test_refuses_other_layouts_sizes_and_truncated_files(tmp_path: Path, original: OriginalFixture) -> None:
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match=r"unknown checkpoint layout with top-level keys \['weights'\]"):
         convert(tmp_path / "other.pt", tmp_path / "x.ckpt")
-    data = PRETRAIN.read_bytes()
+    data = original.pretrain.read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
         convert(tmp_path / "cut.pt", tmp_path / "x.ckpt")
     with pytest.raises(CheckpointError, match="cannot be converted to format=original"):
-        convert(MINIFIED, tmp_path / "x.pt", "original")
+        convert(original.minified, tmp_path / "x.pt", "original")
 
 
-def test_one_more_original_step_reproduces_the_golden_next_step() -> None:
+def test_one_more_original_step_reproduces_the_golden_next_step(original: OriginalFixture) -> None:
     """Original order: set lr/wd, EMA *before* the forward, L1 loss, backward, AdamW (non-fused)."""
-    golden = np.load(FIXTURES / "golden.npz")
-    ckpt = load_file(PRETRAIN)
+    golden = np.load(original.golden_npz)
+    ckpt = load_file(original.pretrain)
     module = JEPAModule(model_config_from_original(ckpt["config"]).to_dict(), {})
     load_into(module, ckpt["model"], "pretrain", strict=True)
     optimizer = adamw(param_groups([module.encoder, module.predictor], 0.01), 1e-3, (0.9, 0.99), 1e-6, fused=False)
@@ -109,24 +108,31 @@ def test_one_more_original_step_reproduces_the_golden_next_step() -> None:
         assert abs(ours - theirs) / theirs <= tol, prefix
 
 
-def test_training_continues_from_an_original_checkpoint(train_cfg, tmp_path: Path, caplog) -> None:
+def test_training_continues_from_an_original_checkpoint(
+    train_cfg, tmp_path: Path, caplog, original: OriginalFixture, ema_momenta: list[float]
+) -> None:
+    """The first step after the original's 3 runs at step 3's schedule values, not at step 2's."""
+    recorder = ScheduleRecorder()
     metrics = run(
         train_cfg(
-            "model=vit_xs",
-            f"ckpt_path={PRETRAIN}",
+            *original.model_overrides,
+            *PAPER_SCHEDULE,
+            f"ckpt_path={original.pretrain}",
             "trainer.max_steps=4",
             "data.batch_size=2",
-            "optim=paper",
             "callbacks.encoder_export=null",
-        )
+        ),
+        extra_callbacks=[recorder],
     )
     assert np.isfinite(metrics["train/loss"])
     assert "RNG state do not exist" in caplog.text
     last = load_file(tmp_path / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 4  # 3 steps of the original + 1 here
-    assert metrics["lr-AdamW"] == pytest.approx(1.2997e-6, rel=1e-9) if "lr-AdamW" in metrics else True
+    assert recorder.lr == [pytest.approx(1.2997e-6, rel=1e-12)]  # lr_at(3); the original's step 2 ran at 1.1998e-6
+    assert recorder.weight_decay == [pytest.approx(0.01 + 0.09 * (1 - math.cos(math.pi * 3 / 100_000)) / 2, rel=1e-9)]
+    assert ema_momenta == [pytest.approx(0.998 + 0.0015 * 3 / 100_000, rel=1e-12)]
 
 
-def test_a_model_size_mismatch_is_named(train_cfg) -> None:
+def test_a_model_size_mismatch_is_named(train_cfg, original: OriginalFixture) -> None:
     with pytest.raises(CheckpointError, match="original model differs"):
-        run(train_cfg(f"ckpt_path={PRETRAIN}"))
+        run(train_cfg(f"ckpt_path={original.pretrain}"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from ecgjepa.data.masks import BlockMaskCollator, _choose_proportional, sample_block_mask
-from tests.conftest import FIXTURES
+from tests.conftest import OriginalFixture
 
 
 def runs(mask: np.ndarray, value: bool) -> list[int]:
@@ -45,9 +47,10 @@ def test_one_keep_ratio_per_batch() -> None:
     assert keep.shape == (16, keep.shape[1]) and pred.shape == (16, 200 - keep.shape[1])
 
 
-def test_matches_the_original_masks_bit_for_bit() -> None:
-    golden = np.load(FIXTURES / "golden.npz")
-    keep, pred = BlockMaskCollator(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(1001))
+def test_matches_the_original_masks_bit_for_bit(original: OriginalFixture) -> None:
+    golden = np.load(original.golden_npz)
+    seed = json.loads(original.golden_json.read_text())["mask_seed"]
+    keep, pred = BlockMaskCollator(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(seed))
     np.testing.assert_array_equal(keep.numpy(), golden["keep_idx"])
     np.testing.assert_array_equal(pred.numpy(), golden["pred_idx"])
 

@@ -11,10 +11,7 @@ import pandas as pd
 import pytest
 
 from ecgjepa.data.ptbxl import TASKS, check_classes_present, is_multiclass, load_labels, split_by_folds
-from tests.conftest import SHARED
-
-PTBXL = SHARED / "data" / "ptbxl"
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "ptbxl"
+from tests.conftest import SAMPLE
 
 EXPECTED_CLASSES = {
     "all": 71,
@@ -28,8 +25,8 @@ EXPECTED_CLASSES = {
 
 
 @pytest.fixture(scope="module")
-def labels() -> dict[str, tuple]:
-    return {task: load_labels(PTBXL, task) for task in TASKS}
+def labels(ptbxl_dir: Path) -> dict[str, tuple]:
+    return {task: load_labels(ptbxl_dir, task) for task in TASKS}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -58,10 +55,10 @@ def test_all_keeps_every_record_and_zero_likelihood_keys(labels: dict[str, tuple
     assert {c for c, t in zip(classes, targets[0], strict=True) if t} == {"NORM", "LVOLT", "SR"}
 
 
-def test_st_mem_is_the_single_superclass_subset(labels: dict[str, tuple]) -> None:
+def test_st_mem_is_the_single_superclass_subset(labels: dict[str, tuple], ptbxl_dir: Path) -> None:
     """Independent pandas computation of the records with exactly one diagnostic superclass."""
-    database = pd.read_csv(PTBXL / "ptbxl_database.csv", index_col="ecg_id")
-    statements = pd.read_csv(PTBXL / "scp_statements.csv", index_col=0)
+    database = pd.read_csv(ptbxl_dir / "ptbxl_database.csv", index_col="ecg_id")
+    statements = pd.read_csv(ptbxl_dir / "scp_statements.csv", index_col=0)
     superclass = statements.loc[statements.diagnostic == 1, "diagnostic_class"].dropna()
     supers = database.scp_codes.map(lambda s: {superclass[k] for k in ast.literal_eval(s) if k in superclass.index})
     single = supers[supers.map(len) == 1]

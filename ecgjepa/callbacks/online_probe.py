@@ -50,6 +50,7 @@ class OnlineProbe(L.Callback):
         every_n_steps: probing interval in optimizer steps.
         max_train_records, max_val_records: caps that keep the probe cheap on large dumps.
         batch_size: records per forward pass.
+        bundled_sample: ``data_dir`` holds the bundled PTB-XL sample's dump, made on first use.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class OnlineProbe(L.Callback):
         batch_size: int = 64,
         val_fold: int = 9,
         test_fold: int = 10,
+        bundled_sample: bool = False,
     ) -> None:
         self.data = PTBXLDataModule(
             data_dir,
@@ -74,6 +76,7 @@ class OnlineProbe(L.Callback):
             crop_stride=None,
             batch_size=batch_size,
             num_workers=0,
+            bundled_sample=bundled_sample,
         )
         self.every_n_steps = every_n_steps
         self.limits = {"train": max_train_records, "val": max_val_records, "test": max_val_records}

@@ -23,8 +23,9 @@ class DumpError(ValueError):
     """A dump on disk does not match what the project expects."""
 
 
-def prepare_command(source: str) -> str:
-    return f"make prepare-data SOURCE={source}  (or: python -m data_prep {source} --raw RAW_DIR --out DATA_DIR)"
+def prepare_command(source: str, data_dir: str | Path) -> str:
+    """The command that creates the dump of ``source`` under ``data_dir`` from its raw release in RAW_DIR."""
+    return f"python -m data_prep {source} --raw RAW_DIR --out {data_dir}"
 
 
 class SourceDump:
@@ -40,7 +41,7 @@ class SourceDump:
         if not self.signals_path.is_file():
             raise FileNotFoundError(
                 f"no dump for source '{source}': {self.signals_path} does not exist. Create it with: "
-                f"{prepare_command(source)}; or point paths.data_dir (env ECGJEPA_DATA_DIR) at your dumps"
+                f"{prepare_command(source, root)}; or point paths.data_dir (env ECGJEPA_DATA_DIR) at your dumps"
             )
         self.meta = self._read_meta()
         self.index = self._read_index()
@@ -52,8 +53,13 @@ class SourceDump:
     def _read_meta(self) -> dict[str, Any]:
         path = self.dir / "meta.json"
         if not path.is_file():
-            raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source)}")
-        meta = json.loads(path.read_text())
+            raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source, self.dir.parent)}")
+        try:
+            meta = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise DumpError(f"{path}: not valid JSON: {err}") from None
+        if not isinstance(meta, dict):
+            raise DumpError(f"{path}: expected a JSON object, got {type(meta).__name__}")
         leads = [str(lead).upper() for lead in meta.get("leads", [])]
         if leads != list(CANONICAL_LEADS):
             raise DumpError(f"{path}: leads {meta.get('leads')} differ from the canonical {list(CANONICAL_LEADS)}")
@@ -62,8 +68,11 @@ class SourceDump:
     def _read_index(self) -> pd.DataFrame:
         path = self.dir / "index.csv"
         if not path.is_file():
-            raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source)}")
-        index = pd.read_csv(path)
+            raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source, self.dir.parent)}")
+        try:
+            index = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise DumpError(f"{path}: not a readable CSV: {err}") from None
         missing = [c for c in INDEX_COLUMNS if c not in index.columns]
         if missing:
             raise DumpError(f"{path}: missing column(s) {missing}; expected at least {list(INDEX_COLUMNS)}")
@@ -72,7 +81,13 @@ class SourceDump:
         return index
 
     def _check_array(self) -> None:
-        arr = np.load(self.signals_path, mmap_mode="r")
+        try:
+            arr = np.load(self.signals_path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DumpError(
+                f"{self.signals_path}: not a readable .npy array (truncated or corrupted?): {err}; "
+                f"rebuild it with: {prepare_command(self.source, self.dir.parent)} --force"
+            ) from None
         if arr.dtype != np.float16 or arr.ndim != 2 or arr.shape[1] != len(CANONICAL_LEADS):
             raise DumpError(
                 f"{self.signals_path}: expected a float16 array of shape (samples, 12), got {arr.dtype} {arr.shape}"

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ecgjepa.data.dumps import DumpError, SourceDump
+from ecgjepa.data.dumps import DumpError, SourceDump, prepare_command
 from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.data.sample import ensure_sample_dump
 from ecgjepa.data.transforms import normalize
 
 
@@ -151,10 +152,13 @@ class PretrainDataModule(L.LightningDataModule):
         sources: ``{name: {weight, folds, mean, std, dump}}``; weights must sum to 1.
         channel_size: crop length in samples (5000 = 10 s at 500 Hz).
         batch_size: samples per micro-batch (per device).
+        global_batch_size: samples per micro-batch summed over all devices (``ecgjepa-train`` derives
+            ``batch_size`` from it; provenance here).
         patch_size, min_block_size, min_keep_ratio, max_keep_ratio: mask parameters.
         num_workers: loader processes (null = one per CPU core, at most 16).
         pin_memory: pin host memory (null = when the trainer runs on a GPU).
         seed: base seed of the sample and mask streams.
+        bundled_sample: ``data_dir`` holds the bundled PTB-XL sample's dump, made on first use.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class PretrainDataModule(L.LightningDataModule):
         sources: Mapping[str, Mapping[str, Any]],
         channel_size: int = 5000,
         batch_size: int = 2048,
+        global_batch_size: int | None = None,
         patch_size: int = 25,
         min_block_size: int = 10,
         min_keep_ratio: float = 0.15,
@@ -172,25 +177,30 @@ class PretrainDataModule(L.LightningDataModule):
         seed: int = 0,
         sampling_frequency: int = 500,
         channels: list[str] | None = None,
+        bundled_sample: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
         self.sources = parse_sources(sources)
         self.channel_size = channel_size
         self.batch_size = batch_size
+        self.global_batch_size = global_batch_size
         self.mask_args = (patch_size, min_block_size, min_keep_ratio, max_keep_ratio)
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.seed = seed
         self.sampling_frequency = sampling_frequency
         self.channels = channels
+        self.bundled_sample = bundled_sample
         self.dumps: dict[str, SourceDump] = {}
 
     def setup(self, stage: str | None = None) -> None:
+        if self.bundled_sample:
+            ensure_sample_dump(self.data_dir)
         if not self.data_dir.is_dir():
             raise FileNotFoundError(
                 f"data directory {self.data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
-                "and create the dumps with `make prepare-data`"
+                f"and create each source's dump with: {prepare_command('<source>', self.data_dir)}"
             )
         for name, cfg in self.sources.items():
             if name not in self.dumps:

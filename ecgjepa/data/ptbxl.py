@@ -147,3 +147,12 @@ def check_classes_present(targets: np.ndarray, split_name: str, classes: list[st
             problems.append(f"class {name!r} has no negative record")
     if problems:
         raise ValueError(f"{'; '.join(problems)} in the {split_name} (its AUROC is undefined)")
+
+
+def undefined_auroc_classes(targets: np.ndarray, splits: dict[str, np.ndarray]) -> np.ndarray:
+    """Boolean mask of the classes without a positive or without a negative record in some split."""
+    mask = np.zeros(targets.shape[1], dtype=bool)
+    for rows in splits.values():
+        positives = (targets[rows] > 0).sum(axis=0)
+        mask |= (positives == 0) | (positives == len(rows))
+    return mask

@@ -15,8 +15,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ecgjepa.data.dumps import DumpError, SourceDump
-from ecgjepa.data.ptbxl import check_classes_present, is_multiclass, load_labels, split_by_folds
+from ecgjepa.data.dumps import DumpError, SourceDump, prepare_command
+from ecgjepa.data.ptbxl import (
+    check_classes_present,
+    is_multiclass,
+    load_labels,
+    split_by_folds,
+    undefined_auroc_classes,
+)
+from ecgjepa.data.sample import ensure_sample_dump
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +98,10 @@ class PTBXLDataModule(L.LightningDataModule):
         crop_duration, crop_stride: seconds; ``crop_duration`` null = whole records.
         sampling_frequency, record_duration: expected dump rate (Hz) and record length (s).
         batch_size, num_workers: loaders.
+        absent_classes: 'error' refuses a class without a positive (or negative) record in the training,
+            validation or test split (its AUROC is undefined); 'drop' leaves such classes out of the task
+            with a warning naming them (for small datasets such as the bundled sample).
+        bundled_sample: ``data_dir`` holds the bundled PTB-XL sample's dump, made on first use.
     """
 
     def __init__(
@@ -108,9 +119,15 @@ class PTBXLDataModule(L.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = False,
         dump: str = "ptbxl",
+        absent_classes: str = "error",
+        bundled_sample: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir, self.metadata_dir, self.dump_name = Path(data_dir), Path(metadata_dir), dump
+        if absent_classes not in ("error", "drop"):
+            raise ValueError(f"dataset.absent_classes: expected 'error' or 'drop', got {absent_classes!r}")
+        self.absent_classes = absent_classes
+        self.bundled_sample = bundled_sample
         self.task = task
         self.multiclass = is_multiclass(task)
         self.val_fold, self.test_fold = val_fold, test_fold
@@ -134,10 +151,12 @@ class PTBXLDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        if self.bundled_sample:
+            ensure_sample_dump(self.data_dir)
         if not self.data_dir.is_dir():
             raise FileNotFoundError(
                 f"data directory {self.data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
-                "and create the PTB-XL dump with `make prepare-data SOURCE=ptbxl`"
+                f"and create the PTB-XL dump with: {prepare_command('ptbxl', self.data_dir)}"
             )
         ecg_ids, classes, targets, folds = load_labels(self.metadata_dir, self.task)
         dump = SourceDump(self.data_dir, self.dump_name)
@@ -162,6 +181,9 @@ class PTBXLDataModule(L.LightningDataModule):
         if short.any():
             raise DumpError(f"{dump.dir}: {short.sum()} PTB-XL record(s) shorter than {self.length} samples")
         splits = split_by_folds(folds, self.val_fold, self.test_fold)
+        if self.absent_classes == "drop":
+            ecg_ids, classes, targets, folds, rows = self._drop_absent_classes(ecg_ids, classes, targets, folds, rows)
+            splits = split_by_folds(folds, self.val_fold, self.test_fold)
         for split, fold in (("validation", self.val_fold), ("test", self.test_fold)):
             check_classes_present(
                 targets[splits["val" if split == "validation" else "test"]], f"{split} fold {fold}", classes
@@ -172,6 +194,26 @@ class PTBXLDataModule(L.LightningDataModule):
         for name, idx in splits.items():
             crop = self.crop if name == "train" else None
             self.datasets[name] = RecordDataset(dump, rows[idx], targets[idx], self.mean, self.std, self.length, crop)
+
+    def _drop_absent_classes(
+        self, ecg_ids: np.ndarray, classes: list[str], targets: np.ndarray, folds: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Leave out the classes whose AUROC is undefined in a split (and, for a single-label task, the records
+        left without a class)."""
+        absent = undefined_auroc_classes(targets, split_by_folds(folds, self.val_fold, self.test_fold))
+        if absent.all():
+            raise ValueError(f"task {self.task}: no class has positive and negative records in every split")
+        if absent.any():
+            log.warning(
+                "task %s: leaving out %d class(es) without a positive or negative record in a split: %s",
+                self.task,
+                absent.sum(),
+                ", ".join(c for c, a in zip(classes, absent, strict=True) if a),
+            )
+        classes = [c for c, a in zip(classes, absent, strict=True) if not a]
+        targets = targets[:, ~absent]
+        keep = targets.sum(axis=1) > 0 if self.multiclass else np.ones(len(targets), dtype=bool)
+        return ecg_ids[keep], classes, targets[keep], folds[keep], rows[keep]
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         return DataLoader(

@@ -1,10 +1,9 @@
 """Linear layers whose float32 CPU products can run on oneDNN (``cpu_linear_backend``).
 
-torch's CPU ``F.linear`` multiplies float32 matrices with MKL's sgemm. On AMD EPYC (Zen 4, AVX-512)
-oneDNN's float32 inner product, which torch ships for its CPU inference paths, runs this model's products
-1.05-1.4x faster; on the Intel Xeon VMs MKL was as fast or faster (docs/performance.md). So ``auto`` takes
-oneDNN on AMD's CPUs only, the one kind where it was measured faster. Both compute in IEEE float32:
-results differ from MKL's only in summation order (relative 1e-6).
+torch's CPU ``F.linear`` multiplies float32 matrices with MKL's sgemm. oneDNN's float32 inner product,
+which torch ships for its CPU inference paths, is faster than MKL on some CPUs and slower on others
+(docs/performance.md), so ``auto`` times both on this machine once per process and takes the faster.
+Both compute in IEEE float32: results differ from MKL's only in summation order (relative 1e-6).
 
 - Without autograd (the EMA target encoder, frozen probe encoders, evaluation) one oneDNN call also
   applies the MLP's exact (erf) GELU while ``fc1``'s output is still in cache.
@@ -16,39 +15,62 @@ results differ from MKL's only in summation order (relative 1e-6).
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 CPU_LINEAR_BACKENDS = ("auto", "onednn", "aten")
+log = logging.getLogger(__name__)
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor id from /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...); '' if unknown."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+@functools.cache
+def onednn_is_faster() -> bool:
+    """Time ViT-XS's MLP products (1,600 tokens, 192 <-> 768 features) on both kernels, interleaved, and
+    whether oneDNN's median is at least 5 % below MKL's (about 0.1 s, once per process)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1600, 192, generator=generator)
+    w1, w2 = torch.randn(768, 192, generator=generator), torch.randn(192, 768, generator=generator)
+    kernels = {
+        "aten": lambda: F.linear(F.linear(x, w1), w2),
+        "onednn": lambda: onednn_linear(onednn_linear(x, w1), w2),
+    }
+    times: dict[str, list[float]] = {name: [] for name in kernels}
+    with torch.no_grad():
+        for _ in range(7):
+            for name, kernel in kernels.items():
+                start = time.perf_counter()
+                kernel()
+                times[name].append(time.perf_counter() - start)
+    aten, onednn = (sorted(times[name][1:])[3] for name in ("aten", "onednn"))
+    faster = onednn < 0.95 * aten
+    log.info(
+        "cpu_linear_backend=auto -> %s (float32 products measured: oneDNN %.2f ms, MKL %.2f ms)",
+        "onednn" if faster else "aten",
+        onednn * 1e3,
+        aten * 1e3,
+    )
+    return faster
 
 
 def set_cpu_linear_backend(value: str | None) -> None:
-    """Apply ``cpu_linear_backend``: 'onednn', 'aten' (``F.linear``: MKL), or 'auto'/None (oneDNN on AMD
-    CPUs)."""
+    """Apply ``cpu_linear_backend``: 'onednn', 'aten' (``F.linear``: MKL), or 'auto'/None (the kernel measured
+    faster on this CPU, see :func:`onednn_is_faster`)."""
     global _use_onednn
     value = "auto" if value is None else value
     if value not in CPU_LINEAR_BACKENDS:
         raise ValueError(f"cpu_linear_backend: expected one of {CPU_LINEAR_BACKENDS} or null, got {value!r}")
-    chosen = value == "onednn" or (value == "auto" and cpu_vendor() == "AuthenticAMD")
+    chosen = value == "onednn" or (value == "auto" and onednn_is_faster())
     _use_onednn = chosen and torch.backends.mkldnn.is_available()
 
 
 _use_onednn = False
-set_cpu_linear_backend("auto")
 
 
 def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:

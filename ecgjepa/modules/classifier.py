@@ -87,9 +87,8 @@ class ClassifierModule(ClipWithoutScaler):
         no_grad_chunk_mib: chunking of encoder forwards without autograd on the CPU (frozen encoder,
             validation and test; see :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
         inference_precision: validation and test logits in float32 ('32-true', as the original
-            evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': 1.6-1.8x
-            faster on the AMD EPYC VM, 2.2-2.5x on the AMX Xeon; AUROCs no longer bit-comparable with
-            the original's; needs bf16 support on the device).
+            evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': faster where
+            the device computes bf16 natively; AUROCs no longer bit-comparable with the original's).
     """
 
     def __init__(

@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, open_dict
 
 from ecgjepa.utils.paths import conf_dir
@@ -44,6 +45,16 @@ def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
             raise ValueError(f"config entry '{name}' needs a _target_, got {entry}")
         objects.append(instantiate(entry, _convert_="all"))
     return objects
+
+
+def instantiate_loggers_and_callbacks(cfg: DictConfig) -> tuple[list[Any], list[Any]]:
+    """The ``logger`` and ``callbacks`` groups of ``cfg``. Callbacks that only write to a logger (the
+    learning-rate monitor) are left out when there is none, so that ``logger=none`` runs as it is."""
+    loggers = instantiate_dict(cfg.get("logger"))
+    callbacks = instantiate_dict(cfg.get("callbacks"))
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return loggers, callbacks
 
 
 def checkpoint_is_readable(path: Path) -> bool:

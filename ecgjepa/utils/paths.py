@@ -23,6 +23,12 @@ def conf_dir() -> Path:
     raise FileNotFoundError(f"no Hydra config folder found at {packaged} or {checkout}")
 
 
+def bundled_sample_dir() -> Path:
+    """The bundled PTB-XL sample's raw records: the wheel's ``ecgjepa/sample_data/ptbxl``, else the checkout's."""
+    packaged = PACKAGE_DIR / "sample_data" / "ptbxl"
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "sample_data" / "ptbxl"
+
+
 def project_root() -> Path:
     """The checkout root when running from one (editable install), else the current directory."""
     if (PACKAGE_DIR.parent / "pyproject.toml").is_file():

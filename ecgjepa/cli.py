@@ -1,0 +1,104 @@
+"""How every command reports a user's mistake: one line naming the file or key and what was expected,
+exit status 2, no traceback (``ECGJEPA_DEBUG=1`` or ``HYDRA_FULL_ERROR=1`` shows it)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from omegaconf.errors import OmegaConfBaseException
+
+from data_prep.records import DataPrepError
+
+USAGE_STATUS = 2
+
+# Errors a user's input causes (files, formats, values, keys); anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    KeyError,
+    EOFError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    OmegaConfBaseException,
+    DataPrepError,
+)
+
+
+class UsageError(Exception):
+    """A command line that the command cannot run (a missing or unknown argument)."""
+
+
+def debug_requested() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in ("ECGJEPA_DEBUG", "HYDRA_FULL_ERROR"))
+
+
+def fail(command: str, message: object) -> NoReturn:
+    print(f"{command}: error: {message}", file=sys.stderr)
+    raise SystemExit(USAGE_STATUS)
+
+
+@contextmanager
+def reporting_user_errors(command: str) -> Iterator[None]:
+    """Turn a user error raised inside into :func:`fail`'s one-line message and exit status 2."""
+    try:
+        yield
+    except (UsageError, *USER_ERRORS) as err:
+        if debug_requested():
+            raise
+        fail(command, err.args[0] if isinstance(err, KeyError) and err.args else err)
+
+
+def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a command's ``main``: user errors end as one message and exit status 2."""
+
+    def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(main)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with reporting_user_errors(name):
+                return main(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+class HydraCommand:
+    """A ``@hydra.main`` command whose user errors end as one message and exit status 2.
+
+    Decorate the task function with :meth:`task` (under ``@hydra.main``) and point the console script at
+    :meth:`entry`. Hydra reports a configuration it cannot compose (an unknown key or option) in one message
+    and exits with status 1 before the task starts; that becomes status 2 too. A failure inside the task that
+    is not a user error keeps Hydra's traceback and status 1.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.task_started = False
+
+    def task(self, body: Callable[[Any], None]) -> Callable[[Any], None]:
+        @functools.wraps(body)
+        def wrapper(cfg: Any) -> None:
+            self.task_started = True
+            with reporting_user_errors(self.name):
+                body(cfg)
+
+        return wrapper
+
+    def entry(self, main: Callable[[], None]) -> Callable[[], None]:
+        @functools.wraps(main)
+        def run() -> None:
+            try:
+                main()
+            except SystemExit as exit_:
+                if exit_.code == 1 and not self.task_started:
+                    raise SystemExit(USAGE_STATUS) from None
+                raise
+
+        return run

@@ -1,0 +1,42 @@
+"""A callback that a multi-process test adds from the command line (``+callbacks.probe._target_=...``):
+each rank writes the batch sizes it trained on and digests of its weights when training ends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+
+def digest(module: torch.nn.Module) -> str:
+    sha = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return sha.hexdigest()
+
+
+class RankProbe(L.Callback):
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.batch_sizes: list[int] = []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.batch_sizes.append(int(batch[0].shape[0]))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        report = {
+            "world_size": trainer.world_size,
+            "batch_sizes": self.batch_sizes,
+            "encoder": digest(pl_module.encoder),
+            "predictor": digest(pl_module.predictor),
+            "target_encoder": digest(pl_module.target_encoder),
+        }
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))
