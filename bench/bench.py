@@ -22,7 +22,6 @@ import argparse
 import ctypes.util
 import itertools
 import json
-import math
 import os
 import platform
 import resource
@@ -35,6 +34,7 @@ from pathlib import Path
 import torch
 
 from ecgjepa.accel.precision import set_float32_precision
+from ecgjepa.utils.paths import conf_dir
 
 SIZES = {"vit_xs": (192, 8, 4, 96, 8, 4), "vit_s": (384, 8, 6, 192, 8, 6), "vit_b": (768, 12, 12, 384, 12, 12)}
 WORKS = ("pretrain", "linear", "finetune", "eval", "loader")
@@ -65,16 +65,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, reps: int = 10) -> float:
-    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak): torch's
-    ``@`` and, for float32 on the CPU, oneDNN's inner product too, which our forwards without autograd use
-    (``ecgjepa.models.linear``; faster than MKL's sgemm on AMD EPYC).
+    """Best GFLOP/s of square matrix products of a few sizes (the machine's practical matmul peak).
 
     On CUDA the fp32 peak is the TF32 one (the precision the steps run at there)."""
-    from ecgjepa.models.linear import onednn_linear
-
     products = [torch.matmul]
-    if device.type == "cpu" and dtype == torch.float32:
-        products.append(onednn_linear)
     best = 0.0
     sizes = (4096, 8192) if device.type == "cuda" else (1024, 2048, 3072)
     for n in sizes:
@@ -104,7 +98,7 @@ def mask_pool(batch: int, patch_size: int, min_block: int, device: torch.device,
 def cpu_kernel_flops() -> dict:
     """FLOP formulas for the CPU kernels ``FlopCounterMode`` does not count itself: the flash-attention
     kernels (torch 2.13 registers only the CUDA ones; without them ~16 % of a ViT-XS pre-training step's
-    FLOPs go uncounted) and oneDNN's linear (``ecgjepa.models.linear``)."""
+    FLOPs go uncounted)."""
     from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
 
     aten = torch.ops.aten
@@ -115,13 +109,9 @@ def cpu_kernel_flops() -> dict:
     def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
         return sdpa_backward_flop_count(grad_out, query, key, value)
 
-    def linear(x, weight, *args, out_shape=None, **kwargs) -> int:
-        return 2 * math.prod(x[:-1]) * weight[0] * weight[1]
-
     return {
         aten._scaled_dot_product_flash_attention_for_cpu: forward,
         aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
-        torch.ops.mkldnn._linear_pointwise: linear,
     }
 
 
@@ -132,10 +122,13 @@ def make_step(
     bf16: bool,
     checkpointing: str = "none",
     device: torch.device | None = None,
-    compile: bool = False,
 ):
     """Return the step function of one kind of work (eval's takes ``count_flops``) and a function that
-    compiles the step's modules (``torch.compile``, as ``compile=true`` does in training), or None."""
+    compiles the step's modules (``torch.compile``, as ``accel.compile=true`` does in training), or None.
+    The modules carry ``accel=auto``'s speed work, with ``checkpointing`` as activation checkpointing."""
+    from omegaconf import OmegaConf
+
+    from ecgjepa.accel import Accel, compile_submodules
     from ecgjepa.callbacks.target_momentum import ema_update
     from ecgjepa.models import ModelConfig
     from ecgjepa.modules.classifier import ClassifierModule
@@ -143,10 +136,12 @@ def make_step(
     from ecgjepa.optim import adamw, param_groups
 
     cfg = ModelConfig(*SIZES[model])
+    auto = OmegaConf.to_container(OmegaConf.load(conf_dir() / "accel" / "auto.yaml"))
+    accel = Accel.from_config({**auto, "activation_checkpointing": checkpointing})
     device = device or torch.device("cpu")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     if work == "pretrain":
-        module = JEPAModule(cfg.to_dict(), {}, compile=compile, activation_checkpointing=checkpointing).to(device)
+        module = accel.apply(JEPAModule(cfg.to_dict(), {}).to(device))
         # fused=None: the fused kernel on CUDA, the per-tensor loop on the CPU (what training picks).
         opt = adamw(param_groups([module.encoder, module.predictor], 0.05), 1e-4, (0.9, 0.99), 1e-6)
         masks = mask_pool(batch, 25, 10, device)
@@ -161,13 +156,13 @@ def make_step(
             opt.zero_grad(set_to_none=True)
             ema_update(module.target_encoder, module.encoder, 0.999)
 
-        return step, module.configure_model
+        return step, lambda: compile_submodules(module)
     protocol = {
         "linear": {"name": "linear", "frozen": True, "attn_pooling": True, "gradient_clip": 1.0},
         "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05, "gradient_clip": 0.0},
         "eval": {"name": "linear", "frozen": True, "attn_pooling": True},
     }[work]
-    module = ClassifierModule(cfg.to_dict(), protocol, num_classes=71).to(device)
+    module = accel.apply(ClassifierModule(cfg.to_dict(), protocol, num_classes=71).to(device))
     if work == "eval":
         module.eval()
         x = torch.randn(batch, 12, 5000, device=device)
@@ -226,7 +221,7 @@ def measure(args: argparse.Namespace) -> dict:
 
             step, compile_step = make_original_step(args.work, args.model, args.batch, bf16, args.original, device)
         else:
-            step, compile_step = make_step(args.work, args.model, args.batch, bf16, args.mode, device, args.compile)
+            step, compile_step = make_step(args.work, args.model, args.batch, bf16, args.mode, device)
         from torch.utils.flop_counter import FlopCounterMode
 
         # FLOPs of the step as run, counted eagerly: 'selective' checkpointing recomputes no matrix product, so
@@ -298,7 +293,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N): where the steps run")
     parser.add_argument(
-        "--compile", action="store_true", help="torch.compile the pre-training modules (ours: compile=true)"
+        "--compile", action="store_true", help="torch.compile the pre-training modules (ours: accel.compile=true)"
     )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -319,8 +314,9 @@ def main() -> None:
         return
     device = torch.device(args.device)
     set_float32_precision(None)
-    peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device)}
-    print(f"matmul peak on {device}: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    peaks = {name: matmul_peak(dtypes[name], device) for name in args.precisions}
+    print(f"matmul peak on {device}: " + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items()))
     rows = []
     header = (
         f"{'impl':8} {'work':9} {'model':7} {'batch':>5} {'prec':5} {'act ckpt':9} {'ECG/s':>8} {'step s':>7} "

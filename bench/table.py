@@ -72,7 +72,7 @@ def main() -> None:
         peaks = machine["matmul_peak_gflops"]
         where = f"{machine['gpu']}, " if "gpu" in machine else ""
         compiled = ", torch.compile" if machine.get("compile") else ""
-        peak = f"matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s"
+        peak = "matmul peak " + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items())
         print(f"{path}: {where}{peak}{compiled}\n")
         print(results_table(data["results"]))
         if data.get("speedups"):

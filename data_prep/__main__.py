@@ -15,7 +15,7 @@ from pathlib import Path
 from data_prep.common import default_workers, dump_all, dump_source
 from data_prep.download import fetch
 from data_prep.records import DataPrepError
-from data_prep.sources import SOURCES, find_source_dir
+from data_prep.sources import SOURCES, find_source_dir, folder_spec
 
 
 def _folder_help() -> str:
@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         "interruption. Idempotent: a complete dump is left alone unless --force is given.",
         epilog=f"Folders looked for under --raw with 'all': {_folder_help()}.",
     )
-    parser.add_argument("source", choices=[*SOURCES, "all"], help="source slug, or 'all'")
+    parser.add_argument(
+        "source",
+        choices=[*SOURCES, "all", "folder"],
+        help="source slug, 'all', or 'folder' (your own records: see --name, --manifest)",
+    )
     parser.add_argument(
         "--raw",
         type=Path,
@@ -56,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--folds", type=int, nargs="+", help="PTB-XL: keep only these strat_folds (default: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--name", help="folder: the name of your corpus (its dump goes to OUT/NAME/)")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        help="folder: a CSV listing array files (.npy, .h5) with columns file, sampling_rate, leads",
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=10.0,
+        help="folder: reject records shorter than this (default: %(default)s, one pre-training crop)",
+    )
     parser.add_argument(
         "--download",
         action="store_true",
@@ -90,11 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ]
             for slug, raw in targets:
                 fetch(slug, raw, rate=args.rate, progress=not args.no_progress)
+        if args.source == "folder":
+            if not args.name:
+                print("error: folder needs --name NAME (the dump goes to OUT/NAME/)", file=sys.stderr)
+                return 2
+            spec = folder_spec(args.name, args.min_seconds)
+            dump_source(args.name, args.raw, args.out, spec=spec, manifest=args.manifest, **kwargs)
+            return 0
         if args.source != "all":
             dump_source(args.source, args.raw, args.out, **kwargs)
             return 0
         outcomes = dump_all(args.raw, args.out, **kwargs)
-    except DataPrepError as error:
+    except (DataPrepError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed = [slug for slug, outcome in outcomes if isinstance(outcome, str)]

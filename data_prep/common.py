@@ -42,14 +42,20 @@ from typing import Protocol
 import numpy as np
 
 import ecgjepa
-from data_prep import challenge2021, code15, mimic_iv_ecg, ptbxl
+from data_prep import challenge2021, code15, folder, mimic_iv_ecg, ptbxl
 from data_prep.records import DataPrepError, RecordRef, prepare_record
 from data_prep.sources import SOURCES, TARGET_FS, SourceSpec, find_source_dir
 from data_prep.stats import PTBXL_STATS_FOLDS, LeadStats
 from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.utils.paths import ensure_writable_dir
 
-READERS = {"ptbxl": ptbxl, "mimic_iv_ecg": mimic_iv_ecg, "code15": code15, "challenge2021": challenge2021}
+READERS = {
+    "ptbxl": ptbxl,
+    "mimic_iv_ecg": mimic_iv_ecg,
+    "code15": code15,
+    "challenge2021": challenge2021,
+    "folder": folder,
+}
 DUMP_FILES = ("signals.npy", "index.csv", "rejects.csv", "meta.json")
 INDEX_COLUMNS = ("record_id", "source", "start", "length", "fold", "fs_original")
 NUM_LEADS = len(CANONICAL_LEADS)
@@ -75,9 +81,8 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def process_record(slug: str, raw: Path, ref: RecordRef) -> Result:
+def process_record(spec: SourceSpec, raw: Path, ref: RecordRef) -> Result:
     """Read and prepare one record in a worker: `(signal, None, fs)` or `(None, reason, fs)`."""
-    spec = SOURCES[slug]
     fs = math.nan
     try:
         record = READERS[spec.reader].read(raw, ref)
@@ -100,6 +105,8 @@ def dump_source(
     folds: Sequence[int] | None = None,
     progress: bool = True,
     log: Log = print,
+    spec: SourceSpec | None = None,
+    manifest: Path | None = None,
 ) -> DumpResult:
     """Dump source `slug` from the raw folder `raw` into `out/<slug>/` (resumable, idempotent).
 
@@ -114,9 +121,11 @@ def dump_source(
         folds: PTB-XL only, keep these `strat_fold`s (default all).
         progress: show a progress bar on stderr.
         log: receives one-line messages.
+        spec: the source's spec when it is not a public source (a folder of one's own records).
+        manifest: folder sources only, a CSV listing array files (see `data_prep.folder`).
     """
     started = time.perf_counter()
-    spec = SOURCES[slug]
+    spec = spec or SOURCES[slug]
     raw = Path(raw).resolve()
     if not raw.is_dir():
         raise DataPrepError(f"raw directory {raw} not found; expected {spec.layout}")
@@ -138,7 +147,12 @@ def dump_source(
         return DumpResult(out_dir, meta["num_records"], meta["num_rejected"], 0.0, skipped=True)
 
     reader = READERS[spec.reader]
-    refs = reader.discover(raw, rate=rate, folds=folds) if slug == "ptbxl" else reader.discover(raw)
+    if slug == "ptbxl":
+        refs = reader.discover(raw, rate=rate, folds=folds)
+    elif spec.reader == "folder":
+        refs = reader.discover(raw, manifest=manifest)
+    else:
+        refs = reader.discover(raw)
     _ensure_writable(out_dir)
     if force:
         _remove_dump(out_dir)
@@ -151,7 +165,7 @@ def dump_source(
         log(f"{slug}: resuming, {len(chunks) - len(todo)} of {len(chunks)} parts already done")
     pending_records = sum(len(chunks[i]) for i in todo)
     with _progress(len(refs), len(refs) - pending_records, slug, progress) as bar:
-        _run_chunks(partial(process_record, slug, raw), chunks, todo, parts_dir, workers or default_workers(), bar)
+        _run_chunks(partial(process_record, spec, raw), chunks, todo, parts_dir, workers or default_workers(), bar)
 
     kept, rejected = _assemble(spec, raw, out_dir, parts_dir, len(chunks), options)
     seconds = time.perf_counter() - started

@@ -30,12 +30,16 @@ class RecordRef(NamedTuple):
         location: path of the record relative to the raw dir (WFDB: without extension; CODE-15: HDF5 file).
         fold: PTB-XL `strat_fold`, else None.
         row: CODE-15 row in the HDF5 file (-1 if the exam_id was not found), else -1.
+        fs, leads: sampling rate and comma-separated lead names of an array file of a folder source (WFDB
+            records carry both in their header).
     """
 
     record_id: int | str
     location: str
     fold: int | None = None
     row: int = -1
+    fs: float = float("nan")
+    leads: str = ""
 
 
 class RawRecord(NamedTuple):

@@ -19,7 +19,7 @@ CHUNK_SAMPLES = 1_000_000
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 MIMIC_LEADS = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
 
-Reader = Literal["ptbxl", "mimic_iv_ecg", "code15", "challenge2021"]
+Reader = Literal["ptbxl", "mimic_iv_ecg", "code15", "challenge2021", "folder"]
 
 _CHALLENGE_LAYOUT = (
     "a PhysioNet/CinC Challenge 2021 source folder (e.g. training/{folder}) holding WFDB "
@@ -119,3 +119,28 @@ def find_source_dir(root: Path, spec: SourceSpec) -> Path | None:
         if (root / folder).is_dir():
             return root / folder
     return None
+
+
+FOLDER_LAYOUT = (
+    "a folder of WFDB records (<name>.hea + .dat/.mat) at any depth, and/or array files (.npy, .h5) listed in a "
+    "manifest CSV (--manifest) with columns file, sampling_rate, leads"
+)
+
+
+def folder_spec(name: str, min_seconds: float) -> SourceSpec:
+    """The spec of a folder of one's own records dumped as source ``name``: any sampling rate, lead order and
+    length; records shorter than ``min_seconds`` are rejected."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"--name: expected letters, digits, '_' or '-', got {name!r}")
+    if name in SOURCES:
+        raise ValueError(f"--name {name} is one of the public sources; choose another name for your corpus")
+    return SourceSpec(
+        name,
+        "folder",
+        float("nan"),
+        STANDARD_LEADS,
+        10.0,
+        (),
+        FOLDER_LAYOUT,
+        min_length=max(1, round(min_seconds * TARGET_FS)),
+    )

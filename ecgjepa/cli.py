@@ -8,7 +8,7 @@ import os
 import pickle
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -33,6 +33,25 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 class UsageError(Exception):
     """A command line that the command cannot run (a missing or unknown argument)."""
+
+
+def parse_key_values(
+    argv: Sequence[str], options: set[str], required: set[str], usage: str, flags: set[str] = frozenset()
+) -> dict[str, str]:
+    """``key=value`` arguments of a command with the given ``options``; each of ``flags`` alone means
+    ``flag=true``. An unknown key or a missing required one raises :class:`UsageError`."""
+    args: dict[str, str] = {}
+    for item in argv:
+        key, sep, value = item.lstrip("-").partition("=")
+        if key in flags and not sep:
+            value, sep = "true", "="
+        if not sep or key not in options:
+            raise UsageError(f"expected key=value with key in {sorted(options)}, got {item!r}")
+        args[key] = value
+    missing = required - set(args)
+    if missing:
+        raise UsageError(f"missing {sorted(missing)}\n{usage}")
+    return args
 
 
 def debug_requested() -> bool:

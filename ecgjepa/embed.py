@@ -25,28 +25,13 @@ import wfdb
 from omegaconf import OmegaConf
 
 from ecgjepa.checkpoint import find_checkpoint, load_encoder_state, load_into
-from ecgjepa.cli import UsageError, command
+from ecgjepa.cli import command, parse_key_values
 from ecgjepa.convert import SOURCE_KEYS
 from ecgjepa.data.signal import lead_permutation, resample
 from ecgjepa.models import VisionTransformer
 from ecgjepa.utils.paths import conf_dir
 
 OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size"}
-
-
-def parse_args(argv: Sequence[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for item in argv:
-        key, sep, value = item.lstrip("-").partition("=")
-        if key == "tokens" and not sep:
-            value, sep = "true", "="
-        if not sep or key not in OPTIONS:
-            raise UsageError(f"expected key=value with key in {sorted(OPTIONS)}, got {item!r}")
-        args[key] = value
-    missing = {"encoder", "input", "output"} - set(args)
-    if missing:
-        raise UsageError(f"missing {sorted(missing)}\n{__doc__}")
-    return args
 
 
 def paper_constants() -> dict[str, dict[str, list[float]]]:
@@ -128,7 +113,9 @@ def embed(encoder: VisionTransformer, x: np.ndarray, tokens: bool, batch_size: i
 
 @command("ecgjepa-embed")
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_key_values(
+        sys.argv[1:] if argv is None else argv, OPTIONS, {"encoder", "input", "output"}, __doc__, {"tokens"}
+    )
     path = find_checkpoint(args["encoder"])
     cfg, state, extras = load_encoder_state(path)
     encoder = VisionTransformer(cfg).eval()

@@ -13,23 +13,21 @@ import hydra
 import lightning as L
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import ecgjepa
+from ecgjepa.accel import Accel
 from ecgjepa.accel.capability import device_type
-from ecgjepa.accel.precision import resolve_precision, set_float32_precision
+from ecgjepa.accel.precision import resolve_precision
 from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier_state, load_encoder_state
 from ecgjepa.cli import HydraCommand
 from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
-from ecgjepa.metrics import per_class_auroc
-from ecgjepa.models.linear import set_cpu_linear_backend
+from ecgjepa.metrics import f1_thresholds, per_class_auroc
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
-from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
+from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, load_group_option, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
 
 log = logging.getLogger(__name__)
@@ -41,13 +39,8 @@ def model_names() -> list[str]:
 
 
 def random_init_config(name: str) -> dict[str, Any]:
-    """The resolved ``model`` group option ``name`` (for the random-init baselines)."""
-    if GlobalHydra.instance().is_initialized():
-        cfg = compose(config_name="train", overrides=[f"model={name}"])
-    else:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"model={name}"])
-    return OmegaConf.to_container(cfg.model, resolve=True)
+    """The ``model`` group option ``name`` (for the random-init baselines)."""
+    return load_group_option("model", name)
 
 
 def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModule:
@@ -59,15 +52,15 @@ def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModu
         "num_classes": datamodule.num_classes,
         "multiclass": datamodule.multiclass,
         "sampling_frequency": datamodule.fs,
-        "no_grad_chunk_mib": cfg.no_grad_chunk_mib,
         "inference_precision": resolve_precision(
-            cfg.inference_precision, device_type(cfg.trainer.get("accelerator")), "inference_precision"
+            cfg.accel.inference_precision, device_type(cfg.trainer.get("accelerator")), "accel.inference_precision"
         ),
     }
     if spec in model_names() and not Path(spec).exists():
         if protocol.requires_eval_checkpoint:
             raise ValueError(f"protocol={protocol.name} starts from a linear run: set encoder=<linear run dir>")
-        return ClassifierModule(model=random_init_config(spec), source=f"random init ({spec})", **common)
+        model = {**random_init_config(spec), **datamodule.input_shape}
+        return ClassifierModule(model=model, source=f"random init ({spec})", **common)
     path = find_checkpoint(spec)
     classifier = load_classifier_state(path)
     if classifier is not None:
@@ -110,7 +103,9 @@ def write_outputs(
     datamodule: PTBXLDataModule,
     best: dict[str, float],
 ) -> dict[str, Any]:
-    """``metrics.json`` and ``predictions.npz`` (keys read by the original's bootstrap script)."""
+    """``metrics.json``, ``predictions.npz`` (keys read by the original's bootstrap script) and
+    ``predictor.json`` (classes, per-class thresholds with the best validation F1, and the preprocessing that
+    ``ecgjepa-predict`` applies to new records)."""
     val, test = module.results["val"], module.results["test"]
     test_targets, test_probs = test["targets"].numpy(), test["probabilities"].numpy()
     per_class = per_class_auroc(test_targets, test_probs)
@@ -151,6 +146,19 @@ def write_outputs(
         [c["support"] for c in metrics["per_class"]],
         out_dir / "plots" / "per_class_auroc.png",
     )
+    predictor = {
+        "task": datamodule.task,
+        "classes": datamodule.classes,
+        "multiclass": datamodule.multiclass,
+        "thresholds": f1_thresholds(val["targets"].numpy(), val["probabilities"].numpy()).tolist(),
+        "sampling_frequency": datamodule.fs,
+        "record_samples": datamodule.length,
+        "mean": datamodule.mean.tolist(),
+        "std": datamodule.std.tolist(),
+    }
+    tmp = out_dir / "predictor.json.tmp"
+    tmp.write_text(json.dumps(predictor, indent=2))
+    tmp.replace(out_dir / "predictor.json")
     tmp = out_dir / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
     tmp.replace(out_dir / "metrics.json")
@@ -165,14 +173,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return json.loads((out_dir / "metrics.json").read_text())
     ensure_writable_dir(out_dir)
     L.seed_everything(cfg.seed, workers=True)
-    set_float32_precision(cfg.get("float32_matmul_precision"))
-    set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
     device = device_type(cfg.trainer.get("accelerator"))
+    accel = Accel.from_config(cfg.accel).for_device(device)  # checks the precisions before the data is loaded
     cfg.trainer.precision = resolve_precision(cfg.trainer.precision, device, "trainer.precision")
-    cfg.inference_precision = resolve_precision(cfg.inference_precision, device, "inference_precision")
+    cfg.accel.inference_precision = accel.inference_precision
     datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
     datamodule.setup("fit")
-    module = build_module(cfg, datamodule)
+    module = accel.apply(build_module(cfg, datamodule))
     loggers, callbacks = instantiate_loggers_and_callbacks(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))

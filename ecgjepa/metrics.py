@@ -91,3 +91,20 @@ def bootstrap_auroc(targets: np.ndarray, probs: np.ndarray, n: int = 100, seed: 
         "high": float(np.percentile(values, 97.5)),
         "scores": values,
     }
+
+
+def f1_thresholds(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per class, the probability threshold (``prob >= threshold`` means positive) with the best F1 on these
+    records; 0.5 for a class without a positive record."""
+    targets, probs = np.asarray(targets) > 0, np.asarray(probs, dtype=np.float64)
+    thresholds = np.full(targets.shape[1], 0.5)
+    for c in range(targets.shape[1]):
+        if not targets[:, c].any():
+            continue
+        order = np.argsort(-probs[:, c], kind="stable")
+        hits = np.cumsum(targets[order, c])  # true positives when the top k records are called positive
+        called = np.arange(1, len(order) + 1)
+        f1 = 2 * hits / (called + targets[:, c].sum())
+        best = int(np.argmax(f1))
+        thresholds[c] = probs[order[best], c]
+    return thresholds

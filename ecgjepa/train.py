@@ -12,13 +12,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ecgjepa.accel import Accel
 from ecgjepa.accel.capability import device_type
-from ecgjepa.accel.precision import resolve_precision, set_float32_precision
+from ecgjepa.accel.precision import resolve_precision
 from ecgjepa.checkpoint import CheckpointError, detect_layout, load_file
 from ecgjepa.cli import HydraCommand
 from ecgjepa.convert import original_to_lightning
 from ecgjepa.models.config import ModelConfig
-from ecgjepa.models.linear import set_cpu_linear_backend
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
@@ -105,16 +105,16 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
     ensure_writable_dir(output_dir(cfg))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    set_float32_precision(cfg.get("float32_matmul_precision"))
-    set_cpu_linear_backend(cfg.get("cpu_linear_backend"))
     device = device_type(cfg.trainer.get("accelerator"))
+    accel = Accel.from_config(cfg.accel).for_device(device)
     cfg.trainer.precision = resolve_precision(cfg.trainer.precision, device, "trainer.precision")
     loggers, callbacks = instantiate_loggers_and_callbacks(cfg)
     callbacks += list(extra_callbacks or [])
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     set_batch_size(cfg.data, trainer.world_size)
-    datamodule = instantiate(cfg.data, _convert_="all")
-    module = instantiate(cfg.module, _convert_="all")
+    datamodule = instantiate(cfg.data, patch_size=cfg.model.patch_size, _convert_="all")
+    model = {**OmegaConf.to_container(cfg.model, resolve=True), **datamodule.input_shape}
+    module = accel.apply(instantiate(cfg.module, model=model, _convert_="all"))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir(cfg))
     if ckpt_path:
         ckpt_path = continue_from_original(ckpt_path, module, output_dir(cfg))

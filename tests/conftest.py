@@ -168,8 +168,9 @@ STAND_IN_DUMPS = {"code15": "georgia", "st_petersburg": "ningbo", "cpsc_extra": 
 @pytest.fixture(scope="session")
 def source_dumps(tmp_path_factory: pytest.TempPathFactory, ptbxl_dir: Path) -> Path:
     """A data root with the dumps of ptbxl (ecg_id 1-40, 500 Hz), mimic_iv_ecg, cpsc, georgia, ningbo,
-    chapman_shaoxing and ptb, made by ``data_prep`` from tests/data."""
+    chapman_shaoxing and ptb, and a folder source ``own_corpus``, made by ``data_prep`` from tests/data."""
     from data_prep.common import dump_source
+    from data_prep.sources import folder_spec
 
     root = tmp_path_factory.mktemp("dumps")
     raw_ptbxl = make_ptbxl_raw(tmp_path_factory.mktemp("ptbxl_raw"), range(1, 41), ptbxl_dir)
@@ -184,6 +185,8 @@ def source_dumps(tmp_path_factory: pytest.TempPathFactory, ptbxl_dir: Path) -> P
     }
     for slug, raw in raws.items():
         dump_source(slug, raw, root, workers=1, progress=False, log=lambda message: None)
+    own = folder_spec("own_corpus", 10.0)  # the CPSC records (10-25 s) as a corpus of one's own
+    dump_source("own_corpus", raws["cpsc"], root, spec=own, workers=1, progress=False, log=lambda message: None)
     return root
 
 
@@ -235,21 +238,25 @@ def tiny_encoder_run(tmp_path_factory: pytest.TempPathFactory, sample_data_dir: 
     return out
 
 
+def short_evaluation(data_dir: Path) -> list[str]:
+    """Overrides of a short CPU evaluation on the bundled sample's dump under ``data_dir``."""
+    return [
+        "dataset=ptbxl_sample",
+        f"paths.data_dir={data_dir}",
+        "trainer=cpu",
+        "logger=none",
+        "task=superdiagnostic",
+        "protocol.steps=6",
+        "protocol.checkpoint_interval=3",
+        "protocol.batch_size=32",
+    ]
+
+
 @pytest.fixture
 def eval_cfg(tmp_path: Path, sample_data_dir: Path):
     """Factory: a short CPU evaluation on the bundled sample, writing into ``tmp_path``."""
 
     def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
-        base = [
-            "dataset=ptbxl_sample",
-            f"paths.data_dir={sample_data_dir}",
-            "trainer=cpu",
-            "logger=none",
-            "task=superdiagnostic",
-            "protocol.steps=6",
-            "protocol.checkpoint_interval=3",
-            "protocol.batch_size=32",
-        ]
-        return compose_config("eval", [*base, *overrides], output_dir or tmp_path)
+        return compose_config("eval", [*short_evaluation(sample_data_dir), *overrides], output_dir or tmp_path)
 
     return make

@@ -13,7 +13,7 @@ from table import speedup_table  # noqa: E402
 from bench import speedups  # noqa: E402
 
 # Three interleaved rounds of ViT-XS linear-probe steps, fp32 and bf16, both implementations (AMD VM).
-RECORDED = json.loads((ROOT / "docs/bench/amd_linear_repeats3.json").read_text())["results"]
+RECORDED = json.loads((ROOT / "tests/data/bench/side_by_side_repeats.json").read_text())["results"]
 
 
 def by_key(lines: list[dict]) -> dict:
@@ -57,5 +57,5 @@ def test_table_shows_both_precisions_and_the_rounds_and_reads_older_files() -> N
     table = speedup_table(speedups(RECORDED))
     assert "| linear probe | vit_xs | 128 | bf16 (fp32) | 1.80× |" in table
     assert "| linear probe | vit_xs | 128 | bf16 (bf16) | 1.15×; 1.11–1.20× |" in table
-    older = json.loads((ROOT / "docs/bench/amd_side_by_side_b32.json").read_text())["speedups"]
+    older = json.loads((ROOT / "tests/data/bench/side_by_side_single.json").read_text())["speedups"]
     assert "| pre-train | vit_xs | 32 | fp32 (fp32) | 1.17× |" in speedup_table(older)

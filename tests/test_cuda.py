@@ -17,7 +17,7 @@ from ecgjepa.data.masks import BlockMaskCollator
 from ecgjepa.models import VisionTransformer
 from ecgjepa.modules.jepa import JEPAModule
 from tests.conftest import OriginalFixture
-from tests.test_compile import TINY
+from tests.test_accel import TINY
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -47,8 +47,8 @@ def test_target_encoder_matches_the_original_on_cuda(exact_fp32, original: Origi
 def test_a_training_step_on_cuda_equals_the_cpu(exact_fp32) -> None:
     """Loss, gradients, fused-AdamW update and EMA on the GPU match the CPU's (per-tensor loop) AdamW in fp32."""
     torch.manual_seed(0)
-    cpu = JEPAModule(TINY, {"learning_rate": 1e-3})
-    gpu = JEPAModule(TINY, {"learning_rate": 1e-3})
+    cpu = JEPAModule(TINY.to_dict(), {"learning_rate": 1e-3})
+    gpu = JEPAModule(TINY.to_dict(), {"learning_rate": 1e-3})
     gpu.load_state_dict(cpu.state_dict())
     gpu.cuda()
     opts = {name: m.configure_optimizers()["optimizer"] for name, m in (("cpu", cpu), ("gpu", gpu))}

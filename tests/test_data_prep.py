@@ -28,7 +28,7 @@ from data_prep.records import DataPrepError, prepare_record, read_wfdb
 from data_prep.sources import SOURCES
 from data_prep.stats import PTBXL_STATS_FOLDS, dump_stats
 from ecgjepa.data.signal import CANONICAL_LEADS
-from tests.conftest import DATA, REPO, make_ptbxl_raw
+from tests.conftest import DATA, REPO, SAMPLE, make_ptbxl_raw
 
 PTBXL_IDS = range(1, 41)
 
@@ -448,3 +448,89 @@ def test_progress_falls_back_to_plain_lines_without_tqdm(tmp_path: Path, monkeyp
     monkeypatch.setitem(sys.modules, "tqdm", None)
     dump_source("mimic_iv_ecg", DATA / "mimic_iv_ecg", tmp_path, workers=1, chunk_size=1, progress=True)
     assert "mimic_iv_ecg: 2/2 records" in capsys.readouterr().err
+
+
+# --- a folder of one's own records ------------------------------------------------------------------------------
+
+
+def make_own_folder(root: Path) -> tuple[Path, Path]:
+    """Real records of mixed rates, lengths and lead orders: WFDB at 100 Hz (PTB-XL), 500 Hz (CPSC, 15 and 25 s)
+    and 1000 Hz (Challenge 2020 PTB), MIMIC-IV-ECG as a (leads, samples) .npy and an HDF5 file in its own lead
+    order (aVF before aVL), and three unusable ones: MLII instead of II, an all-NaN lead, 4 s long."""
+    raw = root / "raw"
+    (raw / "clinic_a").mkdir(parents=True)
+    for name in ("00001_lr", "00002_lr"):
+        for suffix in (".hea", ".dat"):
+            (raw / "clinic_a" / f"{name}{suffix}").write_bytes(
+                (SAMPLE / "records100" / "00000" / f"{name}{suffix}").read_bytes()
+            )
+    for name in ("A0001", "A0005"):
+        for suffix in (".hea", ".mat"):
+            (raw / f"{name}{suffix}").write_bytes(
+                (DATA / "challenge2021" / "cpsc_2018" / f"{name}{suffix}").read_bytes()
+            )
+    for suffix in (".hea", ".mat"):
+        (raw / f"S0001{suffix}").write_bytes((DATA / "challenge2020" / "ptb" / f"S0001{suffix}").read_bytes())
+    georgia = DATA / "challenge2021" / "georgia" / "E07500"
+    write_like(georgia, "mlii", raw, lambda x, names: (x, [n if n != "II" else "MLII" for n in names]))
+    write_like(georgia, "nan_lead", raw, set_nan(slice(None), 3))
+    write_like(georgia, "short", raw, lambda x, names: (x[:2000], names))
+    mimic, fields = wfdb.rdsamp(str(DATA / "mimic_iv_ecg" / "files" / "p1003" / "p10030753" / "s40735970" / "40735970"))
+    arrays = root / "arrays"
+    arrays.mkdir()
+    np.save(arrays / "mimic.npy", mimic.T.astype(np.float32))
+    with h5py.File(arrays / "mimic.h5", "w") as file:
+        file["ecg"] = mimic.astype(np.float32)
+    leads = ",".join(fields["sig_name"])
+    manifest = arrays / "manifest.csv"
+    manifest.write_text(f'file,sampling_rate,leads\nmimic.npy,500,"{leads}"\nmimic.h5,500,"{leads}"\n')
+    return raw, manifest
+
+
+def test_folder_of_own_records_is_dumped_at_any_rate_length_and_lead_order(tmp_path: Path) -> None:
+    raw, manifest = make_own_folder(tmp_path)
+    out = tmp_path / "out"
+    command = ["folder", "--raw", str(raw), "--out", str(out), "--name", "mine", "--manifest", str(manifest)]
+    assert main([*command, "--workers", "1", "--no-progress"]) == 0
+    signals, index, meta = load_dump(out / "mine")
+    assert meta["source"] == "mine" and meta["sampling_frequency"] == 500
+    assert list(index["record_id"]) == [
+        "A0001",
+        "A0005",
+        "S0001",
+        "clinic_a/00001_lr",
+        "clinic_a/00002_lr",
+        "mimic.npy",
+        "mimic.h5",
+    ]
+    assert list(index["length"]) == [7500, 12500, 19200, 5000, 5000, 5000, 5000]
+    assert list(index["fs_original"]) == [500, 500, 1000, 100, 100, 500, 500]
+    np.testing.assert_array_equal(
+        record(signals, index, 0), expected_from_wfdb(DATA / "challenge2021" / "cpsc_2018" / "A0001")
+    )
+    np.testing.assert_array_equal(
+        record(signals, index, 2), expected_from_wfdb(DATA / "challenge2020" / "ptb" / "S0001")
+    )
+    mimic = expected_from_wfdb(DATA / "mimic_iv_ecg" / "files" / "p1003" / "p10030753" / "s40735970" / "40735970")
+    np.testing.assert_allclose(record(signals, index, 5), mimic, atol=1e-3)  # float32 array vs float64 read
+    np.testing.assert_array_equal(record(signals, index, 5), record(signals, index, 6))  # .npy and .h5 agree
+    rejects = pd.read_csv(out / "mine" / "rejects.csv").set_index("record_id")["reason"]
+    assert sorted(rejects.index) == ["mlii", "nan_lead", "short"]
+    assert "missing leads ['II']; unknown leads ['MLII']" in rejects["mlii"]
+    assert "too short: 2000 samples" in rejects["short"]
+    assert meta["num_records"] == 7 and meta["num_rejected"] == 3
+    assert main([*command, "--no-progress"]) == 0  # complete: left alone
+
+
+def test_folder_errors_name_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["folder", "--raw", str(tmp_path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "folder needs --name NAME" in capsys.readouterr().err
+    assert main(["folder", "--raw", str(tmp_path), "--out", str(tmp_path / "o"), "--name", "x", "--no-progress"]) == 2
+    assert f"no record found under {tmp_path.resolve()}" in capsys.readouterr().err
+    bad = tmp_path / "m.csv"
+    bad.write_text("path,fs\nx.npy,500\n")
+    args = ["folder", "--raw", str(tmp_path), "--out", str(tmp_path / "o"), "--name", "x", "--manifest", str(bad)]
+    assert main([*args, "--no-progress"]) == 2
+    assert "m.csv: missing column(s) ['file', 'sampling_rate', 'leads']" in capsys.readouterr().err
+    assert main(["folder", "--raw", str(tmp_path), "--out", str(tmp_path / "o"), "--name", "ptbxl"]) == 2
+    assert "one of the public sources" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
         # One validation (step 6): both runs test the same weights, whatever bf16 does to the val AUROC.
         overrides = [
             f"encoder={tiny_encoder_run}",
-            f"inference_precision={precision}",
+            f"accel.inference_precision={precision}",
             "protocol.checkpoint_interval=6",
         ]
         metrics = run(eval_cfg(*overrides, output_dir=out))
@@ -61,7 +61,7 @@ def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
     assert not np.array_equal(fp32, bf16)
     np.testing.assert_allclose(bf16, fp32, atol=0.02)
     assert bf16_metrics["test_auroc"] == pytest.approx(fp32_metrics["test_auroc"], abs=0.02)
-    assert bf16_metrics["config"]["inference_precision"] == "bf16-mixed"
+    assert bf16_metrics["config"]["accel"]["inference_precision"] == "bf16-mixed"
 
 
 def test_float32_inference_ignores_the_trainers_bf16_autocast() -> None:
@@ -94,7 +94,7 @@ def test_inference_precision_is_checked(eval_cfg, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(PTBXLDataModule, "setup", lambda *a, **k: pytest.fail("data loaded before the check"))
     with pytest.raises(ValueError, match=message):
-        run(eval_cfg("encoder=vit_tiny", "inference_precision=bf16"))
+        run(eval_cfg("encoder=vit_tiny", "accel.inference_precision=bf16"))
 
 
 def test_finetune_and_lpft_start_from_the_linear_head(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:

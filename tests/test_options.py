@@ -68,16 +68,23 @@ def data_root(source_dumps: Path, sample_data_dir: Path, tmp_path_factory: pytes
 
 
 @pytest.fixture
-def quiet_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """W&B offline in the test's folder; the run is closed afterwards so that no later test reuses it."""
+    import wandb
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    yield
+    wandb.finish()
 
 
 @pytest.mark.parametrize(("group", "option"), cases("train", TRAIN_GROUPS, EVAL_ONLY), ids=lambda v: v or "defaults")
 def test_every_pretraining_option_runs(group: str, option: str, data_root: Path, tmp_path: Path, quiet_wandb) -> None:
     special(group, option)
     overrides = [f"{group}={option}"] if option else []
+    if option == "folder":
+        overrides.append("data.name=own_corpus")
     cfg = compose_config("train", [*overrides, f"paths.data_dir={data_root}"], tmp_path)
     sources = set(cfg.data.sources)
     small = ["trainer.max_steps=2", "data.global_batch_size=null", "data.batch_size=2", "data.num_workers=0"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -63,7 +62,7 @@ class BlockMaskCollator:
         patch_size: samples per patch (25).
         min_block_size: minimum masked block length in patches (10).
         min_keep_ratio, max_keep_ratio: bounds of the per-batch context ratio (0.15, 0.25).
-        seed: base seed; each call draws from ``SeedSequence([seed, rank, worker, call index])`` so
+        seed: base seed; batch ``i`` draws from ``SeedSequence([seed, rank, worker, i])`` (:meth:`rng_for`), so
             runs are reproducible while ranks and loader workers draw different masks.
         rank: distributed rank mixed into the seed.
     """
@@ -85,7 +84,6 @@ class BlockMaskCollator:
         self.max_keep_ratio = max_keep_ratio
         self.seed = seed
         self.rank = rank
-        self._calls = 0
 
     def sample(
         self, batch_size: int, num_patches: int, rng: np.random.RandomState
@@ -103,16 +101,3 @@ class BlockMaskCollator:
         """The generator used for a given batch index (a pure function of seed, rank and index)."""
         state = np.random.SeedSequence([self.seed, self.rank, worker, batch_index]).generate_state(1)
         return np.random.RandomState(int(state[0]))
-
-    def __call__(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        signals = torch.stack(list(batch))
-        if signals.ndim != 3 or signals.shape[-1] % self.patch_size:
-            raise ValueError(
-                f"expected signals of shape (C, T) with T a multiple of {self.patch_size}, "
-                f"got {tuple(signals.shape[1:])}"
-            )
-        info = torch.utils.data.get_worker_info()
-        rng = self.rng_for(self._calls, info.id if info is not None else 0)
-        self._calls += 1
-        keep_idx, pred_idx = self.sample(len(signals), signals.shape[-1] // self.patch_size, rng)
-        return signals, keep_idx, pred_idx

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ecgjepa.data.dumps import DumpError, SourceDump, prepare_command
+from ecgjepa.data.dumps import DumpError, SourceDump
 from ecgjepa.data.masks import BlockMaskCollator
-from ecgjepa.data.sample import ensure_sample_dump
+from ecgjepa.data.sample import require_data_dir
+from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.data.transforms import normalize
 
 
@@ -35,7 +36,6 @@ class SourceConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     dump: str | None = None  # folder name under data_dir; defaults to the source key
-    notes: str = field(default="")
 
 
 def parse_sources(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceConfig]:
@@ -159,6 +159,7 @@ class PretrainDataModule(L.LightningDataModule):
         pin_memory: pin host memory (null = when the trainer runs on a GPU).
         seed: base seed of the sample and mask streams.
         bundled_sample: ``data_dir`` holds the bundled PTB-XL sample's dump, made on first use.
+        name: ``data=folder``: the name of one's own corpus (its dump folder; the sources refer to it).
     """
 
     def __init__(
@@ -178,6 +179,7 @@ class PretrainDataModule(L.LightningDataModule):
         sampling_frequency: int = 500,
         channels: list[str] | None = None,
         bundled_sample: bool = False,
+        name: str | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -194,14 +196,14 @@ class PretrainDataModule(L.LightningDataModule):
         self.bundled_sample = bundled_sample
         self.dumps: dict[str, SourceDump] = {}
 
+    @property
+    def input_shape(self) -> dict[str, Any]:
+        """The leads (the dumps' canonical order) and the number of samples of one input: the encoder is built
+        for them."""
+        return {"channels": list(CANONICAL_LEADS), "channel_size": self.channel_size}
+
     def setup(self, stage: str | None = None) -> None:
-        if self.bundled_sample:
-            ensure_sample_dump(self.data_dir)
-        if not self.data_dir.is_dir():
-            raise FileNotFoundError(
-                f"data directory {self.data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
-                f"and create each source's dump with: {prepare_command('<source>', self.data_dir)}"
-            )
+        require_data_dir(self.data_dir, "<source>", self.bundled_sample)
         for name, cfg in self.sources.items():
             if name not in self.dumps:
                 dump = SourceDump(self.data_dir, cfg.dump or name)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ecgjepa.data.dumps import DumpError, SourceDump, prepare_command
+from ecgjepa.data.dumps import DumpError, SourceDump
 from ecgjepa.data.ptbxl import (
     check_classes_present,
     is_multiclass,
@@ -23,7 +24,8 @@ from ecgjepa.data.ptbxl import (
     split_by_folds,
     undefined_auroc_classes,
 )
-from ecgjepa.data.sample import ensure_sample_dump
+from ecgjepa.data.sample import require_data_dir
+from ecgjepa.data.signal import CANONICAL_LEADS
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +57,18 @@ class RecordDataset(Dataset):
         offset, size = 0, self.length
         if self.crop is not None:
             offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
-        x = self.dump.read(int(self.rows[i]), offset, size).astype(np.float32)
+        x = self.dump.read(int(self.rows[i]), offset, size)
         if not np.isfinite(x).all():
             raise non_finite_error(self.dump, int(self.rows[i]))
-        x = np.clip((x - self.mean) / self.std, -5.0, 5.0).astype(np.float16).astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.from_numpy(self.targets[i]), i
+        x = normalise_record(x, self.mean, self.std)
+        return torch.from_numpy(x), torch.from_numpy(self.targets[i]), i
+
+
+def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(samples, 12) dumped float16 values -> (12, samples) float32 model input: z-scored per lead with the
+    training folds' statistics in float32, clipped to +-5 and rounded to float16."""
+    x = np.clip((x.astype(np.float32) - mean) / std, -5.0, 5.0).astype(np.float16).astype(np.float32)
+    return np.ascontiguousarray(x.T)
 
 
 def non_finite_error(dump: SourceDump, row: int) -> DumpError:
@@ -145,19 +154,18 @@ class PTBXLDataModule(L.LightningDataModule):
         self.datasets: dict[str, RecordDataset] = {}
 
     @property
+    def input_shape(self) -> dict[str, Any]:
+        """The leads (the dumps' canonical order) and the samples of one record: a new encoder is built for them."""
+        return {"channels": list(CANONICAL_LEADS), "channel_size": self.length}
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        if self.bundled_sample:
-            ensure_sample_dump(self.data_dir)
-        if not self.data_dir.is_dir():
-            raise FileNotFoundError(
-                f"data directory {self.data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
-                f"and create the PTB-XL dump with: {prepare_command('ptbxl', self.data_dir)}"
-            )
+        require_data_dir(self.data_dir, "ptbxl", self.bundled_sample)
         ecg_ids, classes, targets, folds = load_labels(self.metadata_dir, self.task)
         dump = SourceDump(self.data_dir, self.dump_name)
         if dump.meta.get("sampling_frequency") != self.fs:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ecgjepa.data.dumps import prepare_command
 from ecgjepa.utils.paths import bundled_sample_dir
 
 log = logging.getLogger(__name__)
@@ -50,3 +51,15 @@ def ensure_sample_dump(data_dir: str | Path) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dump
+
+
+def require_data_dir(data_dir: Path, source: str, bundled_sample: bool) -> None:
+    """Make the bundled sample's dump if ``data_dir`` is meant to hold it; otherwise refuse a missing
+    ``data_dir``, naming the command that creates the dump of ``source`` there."""
+    if bundled_sample:
+        ensure_sample_dump(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"data directory {data_dir} does not exist; set paths.data_dir=... or ECGJEPA_DATA_DIR, "
+            f"and create the dump with: {prepare_command(source, data_dir)}"
+        )

@@ -15,10 +15,3 @@ def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 5.
     """
     out = (torch.from_numpy(np.asarray(x)) - torch.from_numpy(np.asarray(mean))) / torch.from_numpy(np.asarray(std))
     return out.clamp_(-clip, clip).numpy()
-
-
-def strided_crop_starts(length: int, crop: int, stride: int) -> list[int]:
-    """Start offsets of all crops of ``crop`` samples with ``stride`` that fit in ``length``."""
-    if crop > length:
-        raise ValueError(f"crop of {crop} samples is longer than the record ({length} samples)")
-    return list(range(0, length - crop + 1, stride))

@@ -8,9 +8,8 @@ paper calls "linear" evaluation.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from ecgjepa.models.layers import attention
 
 
 class CrossAttention(nn.Module):
@@ -30,7 +29,7 @@ class CrossAttention(nn.Module):
         n, h = x.shape[1], self.num_heads
         q = self.q(queries).view(b, nq, h, d // h).transpose(1, 2)
         k, v = self.kv(x).view(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
-        out = attention(q, k, v).transpose(1, 2).reshape(b, nq, d)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, nq, d)
         return self.proj(out)
 
 

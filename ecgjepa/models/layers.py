@@ -10,34 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgjepa.models.checkpointing import run_checkpointed
-from ecgjepa.models.linear import Linear, linear
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) queries and (B, H, M, d) keys and values.
-
-    ``F.scaled_dot_product_attention`` everywhere except bf16 on CPU in eager mode, where its fused
-    kernels are 2-3x slower (backward) than plain bf16 matrix products at these sequence lengths
-    (<= 201 tokens). There the scaled scores come out of one bf16 ``baddbmm`` (fp32 accumulation, one
-    rounding) and the softmax runs on them in bf16 (it accumulates in fp32): no float32 copy of the
-    (B, H, N, M) matrices is made or kept for the backward pass. Under ``torch.compile`` the fused op
-    is always used: inductor (torch 2.13) fails on the explicit form with dynamic context lengths.
-    """
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or torch.compiler.is_compiling():
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    b, h, n, d = q.shape
-    m = k.shape[-2]
-    with torch.autocast("cpu", enabled=False):  # autocast would run the softmax in float32
-        scores = torch.baddbmm(
-            q.new_empty(()), q.reshape(b * h, n, d), k.reshape(b * h, m, d).transpose(1, 2), beta=0, alpha=d**-0.5
-        )
-        weights = F.dropout(scores.softmax(dim=-1), dropout_p)
-        return torch.bmm(weights, v.reshape(b * h, m, d)).view(b, h, n, d)
+from ecgjepa.models.config import ModelConfig
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention through ``F.scaled_dot_product_attention`` (fused on CPU and GPU)."""
+    """Multi-head self-attention through ``F.scaled_dot_product_attention``."""
 
     def __init__(
         self,
@@ -52,8 +29,8 @@ class Attention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
-        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = Linear(dim, dim, bias=bias)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
         self.attn_dropout = attn_dropout
         self.proj_drop = nn.Dropout(dropout)
 
@@ -62,22 +39,26 @@ class Attention(nn.Module):
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        x = attention(q, k, v, self.attn_dropout if self.training else 0.0)
+        x = self.attend(q, k, v, self.attn_dropout if self.training else 0.0)
         x = x.transpose(1, 2).reshape(b, n, d)
         return self.proj_drop(self.proj(x))
 
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d)) v for (B, H, N, d) queries, keys and values."""
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+
 
 class MLP(nn.Module):
-    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout (GELU fused into fc1 where oneDNN runs it)."""
+    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout."""
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
-        self.fc1 = Linear(dim, hidden_dim, bias=bias)
-        self.fc2 = Linear(hidden_dim, dim, bias=bias)
+        self.fc1 = nn.Linear(dim, hidden_dim, bias=bias)
+        self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(linear(x, self.fc1.weight, self.fc1.bias, gelu=True))))
+        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
 
 
 class LayerScale(nn.Module):
@@ -114,17 +95,21 @@ class Block(nn.Module):
         # LayerScale exists only when asked for, so checkpoints without it load strictly.
         self.attn_ls = LayerScale(dim, layer_scale_eps) if layer_scale_eps > 0 else nn.Identity()
         self.mlp_ls = LayerScale(dim, layer_scale_eps) if layer_scale_eps > 0 else nn.Identity()
-        # 'none' | 'selective' | 'full'; see ecgjepa.models.checkpointing.set_activation_checkpointing.
-        self.activation_checkpointing = "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.activation_checkpointing != "none" and self.training and torch.is_grad_enabled():
-            return run_checkpointed(self._forward, x, self.activation_checkpointing)
-        return self._forward(x)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn_ls(self.attn(self.norm1(x)))
         return x + self.mlp_ls(self.mlp(self.norm2(x)))
+
+
+def transformer_blocks(
+    config: ModelConfig, dim: int, num_heads: int, depth: int, layer_scale_eps: float = 0.0
+) -> nn.ModuleList:
+    """``depth`` blocks of width ``dim`` with the shared settings of ``config`` (MLP ratio, biases, dropout, eps)."""
+    c = config
+    return nn.ModuleList(
+        Block(dim, num_heads, c.mlp_ratio, c.qkv_bias, c.bias, c.dropout, c.attn_dropout, c.norm_eps, layer_scale_eps)
+        for _ in range(depth)
+    )
 
 
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

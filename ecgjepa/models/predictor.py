@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ecgjepa.models.config import ModelConfig
-from ecgjepa.models.layers import Block, gather_tokens, init_weights
+from ecgjepa.models.layers import gather_tokens, init_weights, transformer_blocks
 from ecgjepa.models.pos_embed import sincos_pos_embed
 
 
@@ -23,19 +23,7 @@ class Predictor(nn.Module):
         self.embed = nn.Linear(c.dim, c.pred_dim, bias=c.bias)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.pred_dim))
         self.register_buffer("pos_embed", sincos_pos_embed(c.num_patches, c.pred_dim)[None], persistent=False)
-        self.blocks = nn.ModuleList(
-            Block(
-                c.pred_dim,
-                c.pred_num_heads,
-                c.mlp_ratio,
-                c.qkv_bias,
-                c.bias,
-                c.dropout,
-                c.attn_dropout,
-                c.norm_eps,
-            )
-            for _ in range(c.pred_depth)
-        )
+        self.blocks = transformer_blocks(c, c.pred_dim, c.pred_num_heads, c.pred_depth)
         self.norm = nn.LayerNorm(c.pred_dim, eps=c.norm_eps, bias=c.bias)
         self.proj = nn.Linear(c.pred_dim, c.dim, bias=c.bias)
         # NOTE(parity): residual scaling uses the *encoder* depth, as the original does.

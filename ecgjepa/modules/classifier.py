@@ -84,8 +84,6 @@ class ClassifierModule(ClipWithoutScaler):
         sampling_frequency: Hz, to turn crop durations into samples.
         encoder_state: encoder weights to start from (None = random init).
         classifier_state: full classifier weights (LP-FT from a previous evaluation).
-        no_grad_chunk_mib: chunking of encoder forwards without autograd on the CPU (frozen encoder,
-            validation and test; see :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
         inference_precision: validation and test logits in float32 ('32-true', as the original
             evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': faster where
             the device computes bf16 natively; AUROCs no longer bit-comparable with the original's).
@@ -101,7 +99,6 @@ class ClassifierModule(ClipWithoutScaler):
         encoder_state: Mapping[str, torch.Tensor] | None = None,
         classifier_state: Mapping[str, torch.Tensor] | None = None,
         source: str = "random init",
-        no_grad_chunk_mib: float = 8.0,
         inference_precision: str = "32-true",
     ) -> None:
         super().__init__()
@@ -111,7 +108,7 @@ class ClassifierModule(ClipWithoutScaler):
         p = self.protocol
         # NOTE(parity): the protocol's dropout replaces the encoder's projection/MLP dropout only.
         encoder_cfg = dataclasses.replace(ModelConfig.from_dict(model), dropout=p.dropout, attn_dropout=0.0)
-        encoder = VisionTransformer(encoder_cfg, no_grad_chunk_mib)
+        encoder = VisionTransformer(encoder_cfg)
         if encoder_state is not None:
             load_into(encoder, encoder_state, source)
         self.model = ViTClassifier(encoder, num_classes, p.attn_pooling, p.use_register, p.bias, p.frozen)

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
-from ecgjepa.models.checkpointing import set_activation_checkpointing
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import adamw, param_groups
@@ -59,11 +58,6 @@ class JEPAModule(ClipWithoutScaler):
     Args:
         model: the ``model`` config group (sizes; see :class:`ModelConfig`).
         optim: the ``optim`` config (see :class:`OptimConfig`).
-        compile: wrap encoder, predictor and target encoder in ``torch.compile``.
-        activation_checkpointing: 'none', 'selective' or 'full' for the encoder and predictor blocks
-            (see :mod:`ecgjepa.models.checkpointing`); trades step time for activation memory.
-        no_grad_chunk_mib: chunking of the target encoder's forward on the CPU (see
-            :class:`~ecgjepa.models.VisionTransformer`); 0 = whole batch.
         finite_check_interval: read the loss-finiteness flag on the host every this many steps (and
             before every checkpoint and at the end of training). 1 stops before the optimiser step of
             the first non-finite loss; larger values avoid a host-device sync per step on GPUs. Either
@@ -76,9 +70,6 @@ class JEPAModule(ClipWithoutScaler):
         self,
         model: Mapping[str, Any],
         optim: Mapping[str, Any],
-        compile: bool = False,
-        activation_checkpointing: str = "none",
-        no_grad_chunk_mib: float = 8.0,
         finite_check_interval: int = 1,
         data: Mapping[str, Any] | None = None,
         accumulate_grad_batches: int = 1,
@@ -90,28 +81,15 @@ class JEPAModule(ClipWithoutScaler):
             self.optim_config = OptimConfig(**{**dict(optim), "opt_betas": tuple(optim.get("opt_betas", (0.9, 0.99)))})
         except TypeError as err:
             raise ValueError(f"optim: {err}") from None
-        self.encoder = VisionTransformer(self.model_config, no_grad_chunk_mib)
+        self.encoder = VisionTransformer(self.model_config)
         self.predictor = Predictor(self.model_config)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
-        set_activation_checkpointing(self.encoder, activation_checkpointing)
-        set_activation_checkpointing(self.predictor, activation_checkpointing)
-        self._compile = compile
         if not (isinstance(finite_check_interval, int) and finite_check_interval >= 1):
             raise ValueError(f"finite_check_interval: expected an integer >= 1, got {finite_check_interval!r}")
         self.finite_check_interval = finite_check_interval
         # (global step, loss) of the first non-finite loss, kept on the loss's device; step -1 = none yet.
         self._first_nonfinite: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def configure_model(self) -> None:
-        if self._compile and not isinstance(self.encoder, torch._dynamo.eval_frame.OptimizedModule):
-            # Context lengths vary per batch (31..50 kept patches): mark them dynamic up front. Inductor's
-            # memory-coalescing analysis does not cover dynamic shapes, and torch 2.11's asserts on them on
-            # CUDA (seen on an H100): it stays off for these two graphs.
-            dynamic = {"dynamic": True, "options": {"triton.coalesce_tiling_analysis": False}}
-            self.encoder = torch.compile(self.encoder, **dynamic)
-            self.predictor = torch.compile(self.predictor, **dynamic)
-            self.target_encoder = torch.compile(self.target_encoder)
 
     def jepa_loss(
         self, x: torch.Tensor, keep_idx: torch.Tensor, pred_idx: torch.Tensor

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecgjepa.utils.paths import conf_dir
 
@@ -31,6 +31,23 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def load_group_option(group: str, name: str) -> dict[str, Any]:
+    """The option ``name`` of config group ``group`` on its own (its ``defaults`` of the same group merged
+    in order), without composing a whole primary config."""
+    path = conf_dir() / group / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+        raise ValueError(f"{group}={name}: no such option; expected one of {options}")
+    own = OmegaConf.load(path)
+    defaults = [str(entry) for entry in own.pop("defaults", [])]
+    if "_self_" not in defaults:  # Hydra's rule: the option's own keys come last
+        defaults.append("_self_")
+    merged = OmegaConf.create()
+    for entry in defaults:
+        merged = OmegaConf.merge(merged, own if entry == "_self_" else load_group_option(group, entry))
+    return OmegaConf.to_container(merged, resolve=True)
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list[Any]:

@@ -1,0 +1,148 @@
+"""``ecgjepa-predict``: named predictions of an evaluation run for new records.
+
+    ecgjepa-predict run=<evaluation run dir> input=<WFDB folder | x.npy | manifest.csv> output=predictions.csv
+                    [sampling_frequency=HZ] [batch_size=64]
+
+``input`` is a folder searched recursively for WFDB records, a manifest CSV listing array files (columns
+``file, sampling_rate, leads``, as for ``python -m data_prep folder``), or a ``.npy`` of shape (N, 12, T) in the
+canonical lead order at ``sampling_frequency`` (default 500 Hz). Each record is prepared exactly as the run's
+evaluation data was: leads matched by name, resampled to the run's rate, its first 10 s (the run's record
+length) kept, each lead z-scored with the run's training-fold statistics, clipped to +-5, and the logits of the
+run's strided crops averaged. ``output`` gets one row per record: its id, one probability column per class
+(named by the class) and ``labels``: the classes at or above their thresholds (chosen for the best validation
+F1 and stored in the run's ``predictor.json``), or the most probable class of a single-label task. Records that
+cannot be used are listed with the reason in ``<output stem>_rejects.csv``; the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from data_prep import folder
+from data_prep.records import DataPrepError, RawRecord, RecordRef, prepare_record
+from data_prep.sources import folder_spec
+from ecgjepa.checkpoint import find_checkpoint, load_file
+from ecgjepa.cli import command, parse_key_values
+from ecgjepa.data.ptbxl_datamodule import normalise_record
+from ecgjepa.data.signal import CANONICAL_LEADS
+from ecgjepa.embed import load_array
+from ecgjepa.modules.classifier import ClassifierModule
+
+OPTIONS = {"run", "input", "output", "sampling_frequency", "batch_size"}
+
+
+def load_run(run_dir: Path) -> tuple[ClassifierModule, dict[str, Any]]:
+    """The trained classifier (its best checkpoint) and the run's ``predictor.json``."""
+    description = run_dir / "predictor.json"
+    if not description.is_file():
+        raise FileNotFoundError(
+            f"run={run_dir}: no predictor.json; expected the directory of a finished ecgjepa-eval run"
+        )
+    predictor = json.loads(description.read_text())
+    ckpt = load_file(find_checkpoint(run_dir))
+    if "hyper_parameters" not in ckpt or "protocol" not in ckpt["hyper_parameters"]:
+        raise ValueError(f"run={run_dir}: its checkpoint is not an evaluation checkpoint of ecgjepa-eval")
+    module = ClassifierModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval(), predictor
+
+
+def records(path: Path, fs: float | None) -> tuple[list[RecordRef], Path]:
+    """What to predict and the folder the references are relative to."""
+    if path.is_dir():
+        return folder.discover(path), path
+    if path.suffix == ".csv":
+        return folder.manifest_records(path), path.parent
+    if path.suffix == ".npy":
+        x = load_array(path)
+        if x.ndim != 3 or x.shape[1] != 12:
+            raise ValueError(f"input={path} has shape {x.shape}; expected (N, 12, T)")
+        leads = ",".join(CANONICAL_LEADS)
+        refs = [RecordRef(f"{path.name}[{i}]", f"{path}::{i}", fs=fs or 500.0, leads=leads) for i in range(len(x))]
+        return refs, path
+    raise FileNotFoundError(f"input={path} is neither a folder, a manifest .csv nor a .npy file")
+
+
+def read(base: Path, ref: RecordRef) -> RawRecord:
+    location, _, item = ref.location.partition("::")
+    if location.endswith(".npy") and item.isdigit():
+        x = load_array(Path(location))[int(item)]
+        return RawRecord(np.asarray(x, dtype=np.float64).T, ref.fs, ref.leads.split(","))
+    return folder.read(base, ref)
+
+
+def prepared(
+    refs: list[RecordRef], base: Path, predictor: dict[str, Any], rejects: list[tuple[str, str]]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(record id, model input) of every usable record; the others go to ``rejects`` with the reason."""
+    spec = folder_spec("predict", predictor["record_samples"] / predictor["sampling_frequency"])
+    mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
+    for ref in refs:
+        try:
+            x = prepare_record(read(base, ref), spec)[: predictor["record_samples"]]
+            yield str(ref.record_id), normalise_record(x, mean, std)
+        except (ValueError, OSError, KeyError, DataPrepError) as err:
+            rejects.append((str(ref.record_id), " ".join(f"{type(err).__name__}: {err}".split())[:500]))
+
+
+@torch.inference_mode()
+def predict(module: ClassifierModule, inputs: Iterator[tuple[str, np.ndarray]], batch_size: int) -> pd.DataFrame:
+    ids: list[str] = []
+    probabilities: list[np.ndarray] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            probabilities.append(module.probabilities(module(torch.from_numpy(np.stack(batch))).float()).numpy())
+            batch.clear()
+
+    for record_id, x in inputs:
+        ids.append(record_id)
+        batch.append(x)
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    return pd.DataFrame(np.concatenate(probabilities) if probabilities else None, index=pd.Index(ids, name="record_id"))
+
+
+def named_labels(table: pd.DataFrame, predictor: dict[str, Any]) -> pd.Series:
+    if predictor["multiclass"]:
+        return table.idxmax(axis=1)
+    above = table.to_numpy() >= np.asarray(predictor["thresholds"])
+    return pd.Series([";".join(np.asarray(table.columns)[row]) for row in above], index=table.index)
+
+
+@command("ecgjepa-predict")
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_key_values(sys.argv[1:] if argv is None else argv, OPTIONS, {"run", "input", "output"}, __doc__)
+    module, predictor = load_run(Path(args["run"]))
+    fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
+    refs, base = records(Path(args["input"]), fs)
+    rejects: list[tuple[str, str]] = []
+    inputs = prepared(refs, base, predictor, rejects)
+    progress = tqdm(inputs, total=len(refs), unit="record", disable=not sys.stderr.isatty())
+    table = predict(module, progress, int(args.get("batch_size", 64)))
+    if not table.empty:
+        table.columns = predictor["classes"]
+        table["labels"] = named_labels(table[predictor["classes"]], predictor)
+    output = Path(args["output"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    table.to_csv(tmp)
+    tmp.replace(output)
+    rejected = output.with_name(f"{output.stem}_rejects.csv")
+    pd.DataFrame(rejects, columns=["record_id", "reason"]).to_csv(rejected, index=False)
+    print(f"wrote {output}: {len(table)} record(s); {len(rejects)} could not be used (see {rejected})")
+
+
+if __name__ == "__main__":
+    main()
