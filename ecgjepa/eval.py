@@ -28,7 +28,7 @@ from ecgjepa.metrics import f1_thresholds, per_class_auroc
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, load_group_option, resolve_ckpt_path
-from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
+from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers, write_text_atomic
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -156,12 +156,8 @@ def write_outputs(
         "mean": datamodule.mean.tolist(),
         "std": datamodule.std.tolist(),
     }
-    tmp = out_dir / "predictor.json.tmp"
-    tmp.write_text(json.dumps(predictor, indent=2))
-    tmp.replace(out_dir / "predictor.json")
-    tmp = out_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(out_dir / "metrics.json")
+    write_text_atomic(out_dir / "predictor.json", json.dumps(predictor, indent=2))
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -36,6 +36,7 @@ from ecgjepa.data.ptbxl_datamodule import normalise_record
 from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.embed import load_array
 from ecgjepa.modules.classifier import ClassifierModule
+from ecgjepa.utils.paths import write_text_atomic
 
 OPTIONS = {"run", "input", "output", "sampling_frequency", "batch_size"}
 
@@ -136,9 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         table["labels"] = named_labels(table[predictor["classes"]], predictor)
     output = Path(args["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    table.to_csv(tmp)
-    tmp.replace(output)
+    write_text_atomic(output, table.to_csv())
     rejected = output.with_name(f"{output.stem}_rejects.csv")
     pd.DataFrame(rejects, columns=["record_id", "reason"]).to_csv(rejected, index=False)
     print(f"wrote {output}: {len(table)} record(s); {len(rejects)} could not be used (see {rejected})")
