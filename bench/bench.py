@@ -162,7 +162,7 @@ def make_step(
         "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05, "gradient_clip": 0.0},
         "eval": {"name": "linear", "frozen": True, "attn_pooling": True},
     }[work]
-    module = accel.apply(ClassifierModule(cfg.to_dict(), protocol, num_classes=71).to(device))
+    module = accel.apply(ClassifierModule(cfg.to_dict(), protocol, 71, "multilabel", 500).to(device))
     if work == "eval":
         module.eval()
         x = torch.randn(batch, 12, 5000, device=device)

@@ -1,4 +1,4 @@
-"""``ecgjepa-eval``: PTB-XL evaluation (linear probing, fine-tuning, LP-FT) of a pre-trained encoder."""
+"""``ecgjepa-eval``: evaluation (linear probing, fine-tuning, LP-FT) of a pre-trained encoder on a labelled dataset."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from ecgjepa.accel.capability import device_type
 from ecgjepa.accel.precision import resolve_precision
 from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier_state, load_encoder_state
 from ecgjepa.cli import HydraCommand
-from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
-from ecgjepa.metrics import f1_thresholds, per_class_auroc
+from ecgjepa.data.labelled import LabelledDataModule
+from ecgjepa.metrics import f1_thresholds, macro_auroc, multiclass_metrics, per_class_auroc, regression_metrics
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
-from ecgjepa.plots import plot_per_class_auroc, plot_roc_curves
+from ecgjepa.plots import plot_per_class_auroc, plot_regression, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, load_group_option, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers, write_text_atomic
 
@@ -43,15 +43,16 @@ def random_init_config(name: str) -> dict[str, Any]:
     return load_group_option("model", name)
 
 
-def build_module(cfg: DictConfig, datamodule: PTBXLDataModule) -> ClassifierModule:
+def build_module(cfg: DictConfig, datamodule: LabelledDataModule) -> ClassifierModule:
     """Resolve ``cfg.encoder`` (see eval.yaml) into a :class:`ClassifierModule`."""
     protocol = ProtocolConfig.from_dict(cfg.protocol)
     spec = str(cfg.encoder)
     common = {
         "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
         "num_classes": datamodule.num_classes,
-        "multiclass": datamodule.multiclass,
+        "kind": datamodule.kind,
         "sampling_frequency": datamodule.fs,
+        **datamodule.target_scale(),
         "inference_precision": resolve_precision(
             cfg.accel.inference_precision, device_type(cfg.trainer.get("accelerator")), "accel.inference_precision"
         ),
@@ -96,61 +97,87 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def split_metrics(module: ClassifierModule, split: str) -> dict[str, Any]:
+    """The metrics of one split's outputs, named ``<split>_<metric>``."""
+    result = module.results[split]
+    targets, outputs = result["targets"].numpy(), result["outputs"].numpy()
+    if module.kind == "regression":
+        values = regression_metrics(targets, outputs)
+    else:
+        values = {"auroc": macro_auroc(targets, outputs)}
+        if module.kind == "multiclass":
+            values.update(multiclass_metrics(targets, outputs))
+    return {f"{split}_{name}": value for name, value in values.items()}
+
+
 def write_outputs(
     out_dir: Path,
     cfg: DictConfig,
     module: ClassifierModule,
-    datamodule: PTBXLDataModule,
+    datamodule: LabelledDataModule,
     best: dict[str, float],
 ) -> dict[str, Any]:
     """``metrics.json``, ``predictions.npz`` (keys read by the original's bootstrap script) and
     ``predictor.json`` (classes, per-class thresholds with the best validation F1, and the preprocessing that
     ``ecgjepa-predict`` applies to new records)."""
     val, test = module.results["val"], module.results["test"]
-    test_targets, test_probs = test["targets"].numpy(), test["probabilities"].numpy()
-    per_class = per_class_auroc(test_targets, test_probs)
-    metrics = {
+    val_targets, val_outputs = val["targets"].numpy(), val["outputs"].numpy()
+    test_targets, test_outputs = test["targets"].numpy(), test["outputs"].numpy()
+    metric = module.metric_name
+    classification = module.kind != "regression"
+    thresholds = f1_thresholds(val_targets, val_outputs) if classification else None
+    metrics: dict[str, Any] = {
         "task": datamodule.task,
+        "kind": module.kind,
         "protocol": module.protocol.name,
         "encoder": str(cfg.encoder),
         "seed": cfg.seed,
-        "val_auroc": float(best["val"]),
-        "test_auroc": float(best["test"]),
+        "train_fraction": datamodule.train_fraction,
+        "metric": metric,
+        **split_metrics(module, "val"),
+        **split_metrics(module, "test"),
+        f"val_{metric}": float(best["val"]),
+        f"test_{metric}": float(best["test"]),
         "best_step": best.get("step"),
         "classes": datamodule.classes,
-        "per_class": [
+        "num_records": {name: len(ds) for name, ds in datamodule.datasets.items()},
+    }
+    if classification:
+        per_class = per_class_auroc(test_targets, test_outputs)
+        metrics["per_class"] = [
             {"class": c, "auroc": float(a), "support": int(s)}
             for c, a, s in zip(datamodule.classes, per_class, test_targets.sum(axis=0), strict=True)
-        ],
-        "num_records": {name: len(ds) for name, ds in datamodule.datasets.items()},
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "versions": {
-            "ecgjepa": ecgjepa.__version__,
-            "torch": torch.__version__,
-            "lightning": L.__version__,
-            "python": platform.python_version(),
-        },
-        "git_commit": git_commit(),
+        ]
+        metrics.update(datamodule.test_metrics(test_targets, test_outputs, thresholds))
+        plot_roc_curves(test_targets, test_outputs, datamodule.classes, out_dir / "plots" / "roc_curves.png")
+        plot_per_class_auroc(
+            datamodule.classes,
+            per_class,
+            [c["support"] for c in metrics["per_class"]],
+            out_dir / "plots" / "per_class_auroc.png",
+        )
+    else:
+        plot_regression(test_targets[:, 0], test_outputs[:, 0], datamodule.classes[0], out_dir / "plots" / "test.png")
+    metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
+    metrics["versions"] = {
+        "ecgjepa": ecgjepa.__version__,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "python": platform.python_version(),
     }
+    metrics["git_commit"] = git_commit()
     np.savez(
         out_dir / "predictions.npz",
-        val_targets=val["targets"].numpy(),
-        val_predictions=val["probabilities"].numpy(),
+        val_targets=val_targets,
+        val_predictions=val_outputs,
         test_targets=test_targets,
-        test_predictions=test_probs,
-    )
-    plot_roc_curves(test_targets, test_probs, datamodule.classes, out_dir / "plots" / "roc_curves.png")
-    plot_per_class_auroc(
-        datamodule.classes,
-        per_class,
-        [c["support"] for c in metrics["per_class"]],
-        out_dir / "plots" / "per_class_auroc.png",
+        test_predictions=test_outputs,
     )
     predictor = {
         "task": datamodule.task,
+        "kind": module.kind,
         "classes": datamodule.classes,
-        "multiclass": datamodule.multiclass,
-        "thresholds": f1_thresholds(val["targets"].numpy(), val["probabilities"].numpy()).tolist(),
+        "thresholds": None if thresholds is None else thresholds.tolist(),
         "sampling_frequency": datamodule.fs,
         "record_samples": datamodule.length,
         "mean": datamodule.mean.tolist(),
@@ -173,7 +200,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     accel = Accel.from_config(cfg.accel).for_device(device)  # checks the precisions before the data is loaded
     cfg.trainer.precision = resolve_precision(cfg.trainer.precision, device, "trainer.precision")
     cfg.accel.inference_precision = accel.inference_precision
-    datamodule: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
+    datamodule: LabelledDataModule = instantiate(cfg.dataset, _convert_="all")
     datamodule.setup("fit")
     module = accel.apply(build_module(cfg, datamodule))
     loggers, callbacks = instantiate_loggers_and_callbacks(cfg)
@@ -183,13 +210,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
     best = {
-        "val": trainer.callback_metrics["test/val_auroc"],
-        "test": trainer.callback_metrics["test/auroc"],
+        "val": trainer.callback_metrics["test/val_score"],
+        "test": trainer.callback_metrics["test/score"],
         "step": int(torch.load(best_path, weights_only=True)["global_step"]) if best_path else trainer.global_step,
     }
     if trainer.is_global_zero:
         metrics = write_outputs(out_dir, cfg, module, datamodule, best)
-        log.info("test macro AUROC %.4f (val %.4f, best step %s)", best["test"], best["val"], best["step"])
+        name = "R²" if module.kind == "regression" else "macro AUROC"
+        log.info("test %s %.4f (val %.4f, best step %s)", name, best["test"], best["val"], best["step"])
         return metrics
     return {}
 

@@ -1,4 +1,5 @@
-"""Macro ROC-AUC and its bootstrap, as the PTB-XL benchmark reports them (spec §6.8, §6.10).
+"""Macro ROC-AUC and its bootstrap, as the PTB-XL benchmark reports them (spec §6.8, §6.10), and the other
+metrics of a labelled dataset: accuracy and macro F1 of single-label tasks, MAE and R² of regression.
 
 The AUROC is torchmetrics' exact one (no threshold binning), equal to scikit-learn
 ``roc_auc_score(average='macro')`` on multi-hot (or one-hot, for ST-MEM) targets up to float32 rounding
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multilabel_auroc
+from torchmetrics.functional import mean_absolute_error, r2_score
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score, multilabel_auroc
 
 # A bootstrap gives up after this many draws per requested resample (the benchmark loops forever).
 MAX_DRAWS_PER_RESAMPLE = 1000
@@ -108,3 +110,41 @@ def f1_thresholds(targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
         best = int(np.argmax(f1))
         thresholds[c] = probs[order[best], c]
     return thresholds
+
+
+def multiclass_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro F1 of the most probable class against one-hot ``targets``."""
+    target = torch.as_tensor(np.asarray(targets).argmax(axis=1))
+    predicted = torch.as_tensor(np.asarray(probs).argmax(axis=1))
+    num_classes = np.asarray(targets).shape[1]
+    return {
+        "accuracy": float(multiclass_accuracy(predicted, target, num_classes, average="micro")),
+        "macro_f1": float(multiclass_f1_score(predicted, target, num_classes, average="macro")),
+    }
+
+
+def regression_metrics(targets: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    """Mean absolute error and coefficient of determination of ``values`` against ``targets`` (records, 1)."""
+    target = torch.as_tensor(np.asarray(targets, dtype=np.float64)[:, 0])
+    value = torch.as_tensor(np.asarray(values, dtype=np.float64)[:, 0])
+    return {"mae": float(mean_absolute_error(value, target)), "r2": float(r2_score(value, target))}
+
+
+def bootstrap_r2(targets: np.ndarray, values: np.ndarray, n: int = 100, seed: int = 0) -> dict[str, Any]:
+    """R² over ``n`` resamples of the records (with replacement): mean and 95 % percentile CI."""
+    targets, values = np.asarray(targets, dtype=np.float64)[:, 0], np.asarray(values, dtype=np.float64)[:, 0]
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(n):
+        rows = rng.integers(0, len(targets), len(targets))
+        total = np.square(targets[rows] - targets[rows].mean()).sum()
+        scores.append(1 - np.square(targets[rows] - values[rows]).sum() / total if total > 0 else np.nan)
+    values_ = np.asarray(scores)
+    return {
+        "mean": float(np.nanmean(values_)),
+        "low": float(np.nanpercentile(values_, 2.5)),
+        "high": float(np.nanpercentile(values_, 97.5)),
+        "scores": values_[np.isfinite(values_)],
+    }

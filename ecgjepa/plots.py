@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import torch  # noqa: E402
+from torchmetrics.functional.classification import binary_roc  # noqa: E402
 
 PRETRAIN_PANELS = (
     ("train/loss", "L1 loss"),
@@ -59,7 +60,8 @@ def plot_roc_curves(targets: np.ndarray, probs: np.ndarray, classes: Sequence[st
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for c in order:
         if 0 < support[c] < len(targets):
-            fpr, tpr, _ = roc_curve(targets[:, c], probs[:, c])
+            preds, target = torch.as_tensor(probs[:, c], dtype=torch.float64), torch.as_tensor(targets[:, c] > 0)
+            fpr, tpr, _ = (t.numpy() for t in binary_roc(preds, target.long()))
             ax.plot(fpr, tpr, lw=1.4, label=f"{classes[c]} (n={int(support[c])})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("false positive rate")
@@ -85,6 +87,22 @@ def plot_per_class_auroc(classes: Sequence[str], aurocs: Sequence[float], suppor
     ax.set_xlim(0, 1)
     ax.set_xlabel("test AUROC")
     ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_regression(targets: np.ndarray, values: np.ndarray, name: str, out: Path) -> Path:
+    """Predicted against true values of the test records, with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(targets, values, s=10, alpha=0.6)
+    low, high = float(min(targets.min(), values.min())), float(max(targets.max(), values.max()))
+    ax.plot([low, high], [low, high], "k--", lw=0.8)
+    ax.set_xlabel(f"true {name}")
+    ax.set_ylabel(f"predicted {name}")
+    ax.set_title("test predictions", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

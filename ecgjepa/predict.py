@@ -10,7 +10,8 @@ evaluation data was: leads matched by name, resampled to the run's rate, its fir
 length) kept, each lead z-scored with the run's training-fold statistics, clipped to +-5, and the logits of the
 run's strided crops averaged. ``output`` gets one row per record: its id, one probability column per class
 (named by the class) and ``labels``: the classes at or above their thresholds (chosen for the best validation
-F1 and stored in the run's ``predictor.json``), or the most probable class of a single-label task. Records that
+F1 and stored in the run's ``predictor.json``), or the most probable class of a single-label task; a regression
+run gives one column, named by its target, in the target's units. Records that
 cannot be used are listed with the reason in ``<output stem>_rejects.csv``; the others are still predicted.
 """
 
@@ -32,7 +33,7 @@ from data_prep.records import DataPrepError, RawRecord, RecordRef, prepare_recor
 from data_prep.sources import folder_spec
 from ecgjepa.checkpoint import find_checkpoint, load_file
 from ecgjepa.cli import command, parse_key_values
-from ecgjepa.data.ptbxl_datamodule import normalise_record
+from ecgjepa.data.labelled import normalise_record
 from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.embed import load_array
 from ecgjepa.modules.classifier import ClassifierModule
@@ -103,7 +104,7 @@ def predict(module: ClassifierModule, inputs: Iterator[tuple[str, np.ndarray]], 
 
     def flush() -> None:
         if batch:
-            probabilities.append(module.probabilities(module(torch.from_numpy(np.stack(batch))).float()).numpy())
+            probabilities.append(module.outputs(module(torch.from_numpy(np.stack(batch))).float()).numpy())
             batch.clear()
 
     for record_id, x in inputs:
@@ -116,7 +117,7 @@ def predict(module: ClassifierModule, inputs: Iterator[tuple[str, np.ndarray]], 
 
 
 def named_labels(table: pd.DataFrame, predictor: dict[str, Any]) -> pd.Series:
-    if predictor["multiclass"]:
+    if predictor["kind"] == "multiclass":
         return table.idxmax(axis=1)
     above = table.to_numpy() >= np.asarray(predictor["thresholds"])
     return pd.Series([";".join(np.asarray(table.columns)[row]) for row in above], index=table.index)
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = predict(module, progress, int(args.get("batch_size", 64)))
     if not table.empty:
         table.columns = predictor["classes"]
-        table["labels"] = named_labels(table[predictor["classes"]], predictor)
+        if predictor["kind"] != "regression":
+            table["labels"] = named_labels(table[predictor["classes"]], predictor)
     output = Path(args["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output, table.to_csv())

@@ -37,7 +37,7 @@ Which test covers each catalogue item (``file::test``; the new ones live in this
     inf Hz), test_signal.py::test_resample_rejects_empty_result; test_bad_leads_and_rates_go_to_rejects (a WFDB
     header with 0 Hz -> rejects.csv).
 15. a crop longer than the record: test_eval.py::test_seven_crops_and_logit_averaging (crop_batch);
-    test_crop_longer_than_the_record_is_refused (PTBXLDataModule, ecgjepa-eval).
+    test_crop_longer_than_the_record_is_refused (the labelled data module, ecgjepa-eval).
 16. an output directory that is not writable: test_data_prep.py::test_cli_errors_name_the_path (data_prep);
     test_unwritable_output_directory_is_refused_before_any_work[train, eval].
 """
@@ -55,11 +55,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from data_prep.common import dump_source
 from ecgjepa.checkpoint import CheckpointError
 from ecgjepa.data.dumps import DumpError, SourceDump
-from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule, RecordDataset
+from ecgjepa.data.labelled import DumpRecords, RecordDataset
 from ecgjepa.eval import run as eval_run
 from ecgjepa.train import run as train_run
 from tests.test_data_prep import DATA, write_like
@@ -223,9 +224,8 @@ def test_non_finite_ptbxl_record_names_the_file_and_record(eval_cfg, sample_data
     assert files_under(tmp_path / "out") == []
     # A validation/test record (outside the statistics) is checked when it is read.
     data = make_dump(sample_data_dir, tmp_path / "small", nan_in_record(1), records=2)
-    dataset = RecordDataset(
-        SourceDump(data, "ptbxl"), np.array([0, 1]), np.zeros((2, 5), np.float32), np.zeros(12), np.ones(12), 5000
-    )
+    records = DumpRecords.of(SourceDump(data, "ptbxl"), np.array([0, 1]))
+    dataset = RecordDataset(records, np.zeros((2, 5), np.float32), np.zeros(12), np.ones(12), 5000)
     assert torch.isfinite(dataset[0][0]).all()
     with pytest.raises(DumpError, match=re.escape(f"record {index['record_id'].iat[1]!r} (row 1)")):
         dataset[1]
@@ -384,7 +384,7 @@ def test_bad_leads_and_rates_go_to_rejects(tmp_path: Path) -> None:
 def test_crop_longer_than_the_record_is_refused(eval_cfg, sample_data_dir: Path, tmp_path: Path) -> None:
     message = r"crop_duration=12 s \(6000 samples\) is longer than the records \(10.0 s = 5000 samples\)"
     with pytest.raises(ValueError, match=message):
-        PTBXLDataModule(str(sample_data_dir / "sample"), str(sample_data_dir / "sample" / "ptbxl"), crop_duration=12)
+        instantiate(eval_cfg("encoder=vit_tiny", "protocol.crop_duration=12").dataset)
     with pytest.raises(Exception, match=message):
         eval_run(eval_cfg("encoder=vit_tiny", "protocol.crop_duration=12", output_dir=tmp_path / "out"))
     assert files_under(tmp_path / "out") == []

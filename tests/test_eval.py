@@ -67,13 +67,13 @@ def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
 def test_float32_inference_ignores_the_trainers_bf16_autocast() -> None:
     cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2).to_dict()
     torch.manual_seed(0)
-    reference = ClassifierModule(cfg, PROTOCOL_LINEAR, num_classes=3).eval()
+    reference = ClassifierModule(cfg, PROTOCOL_LINEAR, 3, "multilabel", 500).eval()
     x, targets, index = torch.randn(2, 12, 5000), torch.zeros(2, 3), torch.arange(2)
     with torch.no_grad():
         expected = reference(x).sigmoid()
     probs = {}
     for precision in ("32-true", "bf16-mixed"):
-        module = ClassifierModule(cfg, PROTOCOL_LINEAR, num_classes=3, inference_precision=precision).eval()
+        module = ClassifierModule(cfg, PROTOCOL_LINEAR, 3, "multilabel", 500, inference_precision=precision).eval()
         module.load_state_dict(reference.state_dict())
         # Lightning's bf16-mixed precision plugin runs validation_step inside such an autocast.
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -88,7 +88,7 @@ def test_inference_precision_is_checked(eval_cfg, monkeypatch: pytest.MonkeyPatc
     cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
     message = r"inference_precision: expected one of \(.*'32-true', 'bf16-mixed'\), got 'bf16'"
     with pytest.raises(ValueError, match=message):
-        ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, num_classes=3, inference_precision="bf16")
+        ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, 3, "multilabel", 500, inference_precision="bf16")
     # A run refuses it before loading any data.
     from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
 
@@ -161,7 +161,7 @@ def test_seven_crops_and_logit_averaging() -> None:
     assert crops.shape == (2, 7, 12, 1250)
     assert torch.equal(crops[1, 3], x[1, :, 1875:3125])
     cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
-    module = ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, num_classes=3).eval()
+    module = ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, 3, "multilabel", 500).eval()
     with torch.no_grad():
         per_crop = torch.stack([module.model(crops[:, k]) for k in range(7)], dim=1)
         torch.testing.assert_close(module(x), per_crop.mean(dim=1), rtol=1e-5, atol=1e-5)
@@ -260,7 +260,9 @@ def test_fused_adamw_is_clipped_under_bf16_autocast() -> None:
     gradient scaler, so the module clips the true-scale gradients itself."""
     import lightning as L
 
-    module = ClassifierModule(ModelConfig(32, 2, 2, 16, 2, 2).to_dict(), {**PROTOCOL_LINEAR, "fused": True}, 5)
+    module = ClassifierModule(
+        ModelConfig(32, 2, 2, 16, 2, 2).to_dict(), {**PROTOCOL_LINEAR, "fused": True}, 5, "multilabel", 500
+    )
     optimizer = module.configure_optimizers()["optimizer"]
     module.trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)
     params = [p for group in optimizer.param_groups for p in group["params"]]

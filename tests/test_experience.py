@@ -27,7 +27,7 @@ def test_online_probe_logs_auroc_and_curves_are_plotted(train_cfg, tmp_path: Pat
             "callbacks.lr_monitor=null",
             "callbacks.online_probe.every_n_steps=1",
             "callbacks.online_probe.max_train_records=120",
-            f"callbacks.online_probe.data_dir={sample_data_dir / 'sample'}",
+            f"callbacks.online_probe.dataset.data_dir={sample_data_dir / 'sample'}",
         )
     )
     metrics = pd.read_csv(tmp_path / "csv" / "metrics.csv")

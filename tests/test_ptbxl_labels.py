@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgjepa.data.ptbxl import TASKS, check_classes_present, is_multiclass, load_labels, split_by_folds
+from ecgjepa.data.ptbxl import TASKS, is_multiclass, load_labels
+from ecgjepa.data.splits import check_classes_present, split_by_folds
 from tests.conftest import SAMPLE
 
 EXPECTED_CLASSES = {

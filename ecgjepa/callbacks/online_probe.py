@@ -4,6 +4,8 @@ validation at all): representation quality becomes visible as ``probe/val_auroc`
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -45,38 +47,23 @@ class OnlineProbe(L.Callback):
     training folds and log the validation-fold macro AUROC as ``probe/val_auroc`` (rank 0 only).
 
     Args:
-        data_dir, metadata_dir: the PTB-XL dump root and its metadata (see ``PTBXLDataModule``).
-        task: PTB-XL task of the probe.
+        dataset: keyword arguments of :class:`~ecgjepa.data.ptbxl_datamodule.PTBXLDataModule` (data_dir,
+            metadata_dir, task, folds, rate, record_duration, bundled_sample); whole records, no crops.
         every_n_steps: probing interval in optimizer steps.
         max_train_records, max_val_records: caps that keep the probe cheap on large dumps.
         batch_size: records per forward pass.
-        bundled_sample: ``data_dir`` holds the bundled PTB-XL sample's dump, made on first use.
     """
 
     def __init__(
         self,
-        data_dir: str,
-        metadata_dir: str,
-        task: str = "superdiagnostic",
-        every_n_steps: int = 100,
-        max_train_records: int = 2000,
-        max_val_records: int = 1000,
-        batch_size: int = 64,
-        val_fold: int = 9,
-        test_fold: int = 10,
-        bundled_sample: bool = False,
+        dataset: Mapping[str, Any],
+        every_n_steps: int,
+        max_train_records: int,
+        max_val_records: int,
+        batch_size: int,
     ) -> None:
         self.data = PTBXLDataModule(
-            data_dir,
-            metadata_dir,
-            task,
-            val_fold,
-            test_fold,
-            crop_duration=None,
-            crop_stride=None,
-            batch_size=batch_size,
-            num_workers=0,
-            bundled_sample=bundled_sample,
+            **dataset, crop_duration=None, crop_stride=None, batch_size=batch_size, num_workers=0
         )
         self.every_n_steps = every_n_steps
         self.limits = {"train": max_train_records, "val": max_val_records, "test": max_val_records}

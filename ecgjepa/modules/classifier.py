@@ -1,5 +1,5 @@
-"""PTB-XL evaluation as a LightningModule (ECG-JEPA ``finetune.py``): linear (attentive) probing,
-fine-tuning and LP-FT, with strided-crop inference and macro AUROC over the whole split."""
+"""Evaluation as a LightningModule (ECG-JEPA ``finetune.py``): linear (attentive) probing, fine-tuning and LP-FT,
+with strided-crop inference; model selection on the validation split's macro AUROC (R² for regression)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import multilabel_auroc
+from torchmetrics.functional.regression import r2_score
 
 from ecgjepa.checkpoint import load_into
+from ecgjepa.data.splits import KINDS
 from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.models.classifier import ViTClassifier
 from ecgjepa.models.config import strict_fields
@@ -21,6 +23,7 @@ from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
 
 INFERENCE_PRECISIONS = ("32-true", "bf16-mixed")  # of validation and test forwards (``inference_precision``)
+REGRESSION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,16 @@ def crop_batch(x: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
 
 
 class ClassifierModule(ClipWithoutScaler):
-    """Encoder + head trained on PTB-XL labels.
+    """Encoder + head trained on a dataset's labels.
 
     Args:
         model: encoder model config (sizes; see :class:`ModelConfig`).
         protocol: the ``protocol`` config group (see :class:`ProtocolConfig`).
-        num_classes: number of labels of the task.
-        multiclass: softmax cross-entropy (ST-MEM) instead of sigmoid BCE.
+        num_classes: number of outputs (classes; 1 for regression).
+        kind: ``multilabel`` (sigmoid BCE), ``multiclass`` (softmax cross-entropy, e.g. ST-MEM) or
+            ``regression`` (the head predicts the standardised target).
+        target_mean, target_std: regression only: the training targets' mean and std; outputs are in target units.
+        regression_loss: regression only: ``mse`` or ``l1`` on the standardised target.
         sampling_frequency: Hz, to turn crop durations into samples.
         encoder_state: encoder weights to start from (None = random init).
         classifier_state: full classifier weights (LP-FT from a previous evaluation).
@@ -94,8 +100,11 @@ class ClassifierModule(ClipWithoutScaler):
         model: Mapping[str, Any],
         protocol: Mapping[str, Any],
         num_classes: int,
-        multiclass: bool = False,
-        sampling_frequency: int = 500,
+        kind: str,
+        sampling_frequency: int,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
+        regression_loss: str = "mse",
         encoder_state: Mapping[str, torch.Tensor] | None = None,
         classifier_state: Mapping[str, torch.Tensor] | None = None,
         source: str = "random init",
@@ -103,6 +112,12 @@ class ClassifierModule(ClipWithoutScaler):
     ) -> None:
         super().__init__()
         check_inference_precision(inference_precision)
+        if kind not in KINDS:
+            raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+        if regression_loss not in REGRESSION_LOSSES:
+            raise ValueError(
+                f"dataset.regression_loss: expected one of {sorted(REGRESSION_LOSSES)}, got {regression_loss!r}"
+            )
         self.save_hyperparameters(ignore=["encoder_state", "classifier_state"])
         self.protocol = ProtocolConfig.from_dict(protocol)
         p = self.protocol
@@ -114,7 +129,9 @@ class ClassifierModule(ClipWithoutScaler):
         self.model = ViTClassifier(encoder, num_classes, p.attn_pooling, p.use_register, p.bias, p.frozen)
         if classifier_state is not None:
             load_into(self.model, classifier_state, source)
-        self.multiclass = multiclass
+        self.kind = kind
+        self.target_mean, self.target_std = float(target_mean), float(target_std)
+        self.regression_loss = REGRESSION_LOSSES[regression_loss]
         self.inference_precision = inference_precision
         self.crop = None if p.crop_duration is None else round(p.crop_duration * sampling_frequency)
         self.stride = None if p.crop_stride is None else round(p.crop_stride * sampling_frequency)
@@ -131,12 +148,17 @@ class ClassifierModule(ClipWithoutScaler):
         return logits.float().view(b, k, -1).mean(dim=1)  # averaged in float32 under bf16 autocast too
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.multiclass:
+        if self.kind == "multiclass":
             return F.cross_entropy(logits, targets.argmax(dim=1))
+        if self.kind == "regression":
+            return self.regression_loss(logits, (targets - self.target_mean) / self.target_std)
         return F.binary_cross_entropy_with_logits(logits, targets)
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.softmax(dim=1) if self.multiclass else logits.sigmoid()
+    def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities, or regression values in the target's units."""
+        if self.kind == "regression":
+            return logits * self.target_std + self.target_mean
+        return logits.softmax(dim=1) if self.kind == "multiclass" else logits.sigmoid()
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, targets, _ = batch
@@ -152,7 +174,7 @@ class ClassifierModule(ClipWithoutScaler):
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = self(x.float())
         self._outputs.setdefault(stage, []).append(
-            torch.cat([index[:, None].float(), self.probabilities(logits.float()), targets], dim=1).detach()
+            torch.cat([index[:, None].float(), self.outputs(logits.float()), targets], dim=1).detach()
         )
         return self.loss(logits.float(), targets)
 
@@ -170,15 +192,24 @@ class ClassifierModule(ClipWithoutScaler):
         c = (rows.shape[1] - 1) // 2
         return rows[:, 1 : 1 + c], rows[:, 1 + c :]
 
-    def auroc(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return multilabel_auroc(probs, targets.long(), num_labels=targets.shape[1], average="macro")
+    @property
+    def metric_name(self) -> str:
+        """What model selection maximises: ``auroc`` (macro) or, for regression, ``r2``."""
+        return "r2" if self.kind == "regression" else "auroc"
+
+    def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.kind == "regression":
+            return r2_score(outputs[:, 0], targets[:, 0])
+        return multilabel_auroc(outputs, targets.long(), num_labels=targets.shape[1], average="macro")
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self.log("val/loss", self._collect("val", batch), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        probs, targets = self._gather("val")
-        self.log("val/auroc", self.auroc(probs, targets), prog_bar=True)
+        outputs, targets = self._gather("val")
+        score = self.score(outputs, targets)
+        self.log(f"val/{self.metric_name}", score, prog_bar=True)
+        self.log("val/score", score)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int, dataloader_idx: int = 0) -> None:
         self._collect(("val", "test")[dataloader_idx], batch)
@@ -186,9 +217,9 @@ class ClassifierModule(ClipWithoutScaler):
     def on_test_epoch_end(self) -> None:
         for stage in ("val", "test"):
             if stage in self._outputs:
-                probs, targets = self._gather(stage)
-                self.results[stage] = {"probabilities": probs.cpu(), "targets": targets.cpu()}
-                self.log(f"test/{stage}_auroc" if stage == "val" else "test/auroc", self.auroc(probs, targets))
+                outputs, targets = self._gather(stage)
+                self.results[stage] = {"outputs": outputs.cpu(), "targets": targets.cpu()}
+                self.log(f"test/{stage}_score" if stage == "val" else "test/score", self.score(outputs, targets))
 
     def configure_optimizers(self) -> dict[str, Any]:
         p = self.protocol

@@ -1,0 +1,333 @@
+"""What every labelled evaluation dataset shares (spec §6.2-6.3): records in dumps, folds, a seeded
+stratified training subset, train-fold normalisation, random training crops and whole-record evaluation.
+
+A dataset (PTB-XL, a CSV of one's own labels, the Challenge 2021 sources) only says which dumped records
+carry which labels, in :meth:`LabelledDataModule.load_records`. Training draws one random crop of
+``crop_duration`` seconds per record; validation and test return the first ``record_duration`` seconds of
+each record, which :class:`~ecgjepa.modules.classifier.ClassifierModule` cuts into strided crops.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ecgjepa.data.dumps import DumpError, SourceDump
+from ecgjepa.data.signal import CANONICAL_LEADS
+from ecgjepa.data.splits import (
+    KINDS,
+    check_classes_present,
+    split_by_folds,
+    stratification_keys,
+    stratified_subset,
+    undefined_auroc_classes,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DumpRecords:
+    """Records spread over one or more dumps: record ``i`` is row ``rows[i]`` of ``dumps[dump_of[i]]``."""
+
+    dumps: tuple[SourceDump, ...]
+    dump_of: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, dump: SourceDump, rows: np.ndarray) -> DumpRecords:
+        rows = np.asarray(rows, dtype=np.int64)
+        return cls((dump,), np.zeros(len(rows), dtype=np.int64), rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, positions: np.ndarray) -> DumpRecords:
+        return replace(self, dump_of=self.dump_of[positions], rows=self.rows[positions])
+
+    def lengths(self) -> np.ndarray:
+        return np.array([self.dumps[d].lengths[r] for d, r in zip(self.dump_of, self.rows, strict=True)], np.int64)
+
+    def read(self, i: int, offset: int, size: int) -> np.ndarray:
+        """(size, 12) float16 samples of record ``i``; raises :class:`DumpError` on non-finite values."""
+        dump, row = self.dumps[int(self.dump_of[i])], int(self.rows[i])
+        x = dump.read(row, offset, size)
+        if not np.isfinite(x).all():
+            raise DumpError(
+                f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[row]!r} (row {row}); "
+                "the dump must be NaN-free: rebuild it with data_prep"
+            )
+        return x
+
+
+@dataclass(frozen=True)
+class LabelledRecords:
+    """A dataset's records and labels: ``targets`` (records, classes) float32, multi-hot, one-hot or (records, 1)
+    values; ``folds`` 1-10; ``ids`` name the records in outputs."""
+
+    records: DumpRecords
+    ids: np.ndarray
+    classes: list[str]
+    targets: np.ndarray
+    folds: np.ndarray
+
+    def subset(self, positions: np.ndarray) -> LabelledRecords:
+        return replace(
+            self,
+            records=self.records.subset(positions),
+            ids=self.ids[positions],
+            targets=self.targets[positions],
+            folds=self.folds[positions],
+        )
+
+
+def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(samples, 12) dumped float16 values -> (12, samples) float32 model input: z-scored per lead with the
+    training folds' statistics in float32, clipped to +-5 and rounded to float16."""
+    x = np.clip((x.astype(np.float32) - mean) / std, -5.0, 5.0).astype(np.float16).astype(np.float32)
+    return np.ascontiguousarray(x.T)
+
+
+def train_statistics(records: DumpRecords, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead mean and population std over every sample of the training records (float64 sums)."""
+    total = np.zeros(len(CANONICAL_LEADS))
+    total_sq = np.zeros(len(CANONICAL_LEADS))
+    for i in range(len(records)):
+        x = records.read(i, 0, length).astype(np.float64)
+        total += x.sum(axis=0)
+        total_sq += np.square(x).sum(axis=0)
+    n = len(records) * length
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+    if (std <= 0).any():
+        raise DumpError(f"{records.dumps[0].signals_path}: a lead has zero variance over the training folds")
+    return mean, std
+
+
+class RecordDataset(Dataset):
+    """Normalised records of one split: ``(signal (12, T) float32, target (C,), record position)``.
+
+    With ``crop`` set, each item is a random crop of that many samples (training).
+    """
+
+    def __init__(
+        self,
+        records: DumpRecords,
+        targets: np.ndarray,
+        mean: np.ndarray,
+        std: np.ndarray,
+        length: int,
+        crop: int | None = None,
+    ) -> None:
+        self.records, self.targets = records, targets
+        self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
+        self.length, self.crop = length, crop
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        offset, size = 0, self.length
+        if self.crop is not None:
+            offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
+        x = normalise_record(self.records.read(i, offset, size), self.mean, self.std)
+        return torch.from_numpy(x), torch.from_numpy(self.targets[i]), i
+
+
+class LabelledDataModule(L.LightningDataModule):
+    """Splits, normalisation and loaders of a labelled dataset; subclasses implement :meth:`load_records`.
+
+    Args:
+        data_dir: data root holding the dumps.
+        task: the label set's name (reports group runs by it).
+        kind: ``multilabel`` (sigmoid per class), ``multiclass`` (softmax) or ``regression`` (one value).
+        val_fold, test_fold: folds held out (all others train).
+        crop_duration, crop_stride: seconds; ``crop_duration`` null = whole records.
+        sampling_frequency, record_duration: the dumps' rate (Hz) and the seconds of each record used.
+        batch_size, num_workers, pin_memory: loaders.
+        absent_classes: 'error' refuses a class without a positive (or negative) record in the training,
+            validation or test split (its AUROC is undefined); 'drop' leaves such classes out with a warning
+            naming them (for small datasets).
+        train_fraction: train on this seeded, stratified fraction of the training folds (label efficiency).
+        subset_seed: the seed of that subset.
+        regression_loss: ``mse`` or ``l1`` (regression only).
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        task: str,
+        kind: str,
+        val_fold: int,
+        test_fold: int,
+        crop_duration: float | None,
+        crop_stride: float | None,
+        sampling_frequency: int,
+        record_duration: float,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool = False,
+        absent_classes: str = "error",
+        train_fraction: float = 1.0,
+        subset_seed: int = 0,
+        regression_loss: str = "mse",
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        if kind not in KINDS:
+            raise ValueError(f"dataset.kind: expected one of {KINDS}, got {kind!r}")
+        if absent_classes not in ("error", "drop"):
+            raise ValueError(f"dataset.absent_classes: expected 'error' or 'drop', got {absent_classes!r}")
+        if not 0 < train_fraction <= 1:
+            raise ValueError(f"dataset.train_fraction: expected a number in (0, 1], got {train_fraction}")
+        self.task, self.kind, self.absent_classes = task, kind, absent_classes
+        self.train_fraction, self.subset_seed = float(train_fraction), subset_seed
+        self.regression_loss = regression_loss
+        self.val_fold, self.test_fold = val_fold, test_fold
+        self.fs = sampling_frequency
+        self.length = round(record_duration * sampling_frequency)
+        self.crop = None if crop_duration is None else round(crop_duration * sampling_frequency)
+        self.stride = None if crop_stride is None else round(crop_stride * sampling_frequency)
+        if self.crop is not None and self.crop > self.length:
+            raise ValueError(
+                f"crop_duration={crop_duration} s ({self.crop} samples) is longer than the records "
+                f"({record_duration} s = {self.length} samples)"
+            )
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.classes: list[str] = []
+        self.ids: dict[str, np.ndarray] = {}
+        self.datasets: dict[str, RecordDataset] = {}
+
+    @property
+    def multiclass(self) -> bool:
+        return self.kind == "multiclass"
+
+    @property
+    def input_shape(self) -> dict[str, Any]:
+        """The leads (the dumps' canonical order) and the samples of one record: a new encoder is built for them."""
+        return {"channels": list(CANONICAL_LEADS), "channel_size": self.length}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def load_records(self) -> LabelledRecords:
+        """The dataset's labelled records (every fold)."""
+        raise NotImplementedError
+
+    def check_dump(self, dump: SourceDump) -> SourceDump:
+        if dump.meta.get("sampling_frequency") != self.fs:
+            raise DumpError(
+                f"{dump.dir}: sampling_frequency {dump.meta.get('sampling_frequency')} Hz, expected {self.fs}"
+            )
+        return dump
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        labelled = self.load_records()
+        labelled = self._without_short_records(labelled)
+        splits = split_by_folds(labelled.folds, self.val_fold, self.test_fold)
+        if self.kind != "regression":
+            if self.absent_classes == "drop":
+                labelled = self._drop_absent_classes(labelled, splits)
+                splits = split_by_folds(labelled.folds, self.val_fold, self.test_fold)
+            for split, fold in (("val", self.val_fold), ("test", self.test_fold)):
+                name = f"{'validation' if split == 'val' else 'test'} fold {fold}"
+                check_classes_present(labelled.targets[splits[split]], name, labelled.classes)
+        if self.train_fraction < 1:
+            train = splits["train"]
+            keys = stratification_keys(labelled.targets[train], self.kind)
+            splits["train"] = train[stratified_subset(keys, self.train_fraction, self.subset_seed)]
+            log.info(
+                "%s: training on %d of %d training records (train_fraction=%g, seed %d)",
+                self.task,
+                len(splits["train"]),
+                len(train),
+                self.train_fraction,
+                self.subset_seed,
+            )
+        self.labelled, self.classes = labelled, labelled.classes
+        self.ids = {name: labelled.ids[idx] for name, idx in splits.items()}
+        self.mean, self.std = train_statistics(labelled.records.subset(splits["train"]), self.length)
+        for name, idx in splits.items():
+            crop = self.crop if name == "train" else None
+            part = labelled.subset(idx)
+            self.datasets[name] = RecordDataset(part.records, part.targets, self.mean, self.std, self.length, crop)
+
+    def _without_short_records(self, labelled: LabelledRecords) -> LabelledRecords:
+        short = labelled.records.lengths() < self.length
+        if short.all():
+            raise DumpError(f"{self.task}: every record is shorter than {self.length} samples")
+        if short.any():
+            log.warning(
+                "%s: leaving out %d record(s) shorter than %d samples: %s",
+                self.task,
+                short.sum(),
+                self.length,
+                ", ".join(map(str, labelled.ids[short][:5])) + (", ..." if short.sum() > 5 else ""),
+            )
+        return labelled.subset(np.flatnonzero(~short))
+
+    def _drop_absent_classes(self, labelled: LabelledRecords, splits: dict[str, np.ndarray]) -> LabelledRecords:
+        """Leave out the classes whose AUROC is undefined in a split (and, for a single-label task, the records
+        left without a class)."""
+        absent = undefined_auroc_classes(labelled.targets, splits)
+        if absent.all():
+            raise ValueError(f"task {self.task}: no class has positive and negative records in every split")
+        if absent.any():
+            log.warning(
+                "task %s: leaving out %d class(es) without a positive or negative record in a split: %s",
+                self.task,
+                absent.sum(),
+                ", ".join(c for c, a in zip(labelled.classes, absent, strict=True) if a),
+            )
+        kept = replace(
+            labelled,
+            classes=[c for c, a in zip(labelled.classes, absent, strict=True) if not a],
+            targets=labelled.targets[:, ~absent],
+        )
+        keep = kept.targets.sum(axis=1) > 0 if self.multiclass else np.ones(len(kept.ids), dtype=bool)
+        return kept.subset(np.flatnonzero(keep))
+
+    def target_scale(self) -> dict[str, Any]:
+        """Regression: the training targets' mean and std (the head learns the standardised target) and the loss."""
+        if self.kind != "regression":
+            return {}
+        targets = self.datasets["train"].targets[:, 0].astype(np.float64)
+        return {
+            "target_mean": float(targets.mean()),
+            "target_std": float(targets.std()) or 1.0,
+            "regression_loss": self.regression_loss,
+        }
+
+    def test_metrics(self, targets: np.ndarray, outputs: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
+        """Dataset-specific test metrics beside the generic ones (the Challenge metric, for instance)."""
+        return {}
+
+    def _loader(self, name: str, train: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[name],
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(self.datasets[name]) >= self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader("val", False), self._loader("test", False)]
