@@ -9,6 +9,8 @@ built each dump in RAM, in native fs and lead order. Here:
 * `index.csv`: `record_id, source, start, length, fold, fs_original`, one row per kept record in dump
   order; `start` / `length` are rows of `signals.npy`; `fold` is PTB-XL's `strat_fold`, empty otherwise.
 * `rejects.csv`: `record_id, reason` for every record that could not be dumped.
+* `labels.csv` (WFDB headers with a `# Dx:` line, as in the Challenge 2020/2021 sources): `record_id, dx`,
+  the comma-separated SNOMED CT codes of every kept record.
 * `meta.json`: source, sampling_frequency, leads, num_records, total_samples, dtype, per-lead mean / std
   (canonical order, float64 accumulation, population std: std_ddof = 0; PTB-XL over folds 1-8 only),
   stats_folds, num_rejected, ecgjepa_version, created_by, raw_dir, options (PTB-XL: rate and folds).
@@ -46,6 +48,7 @@ from data_prep import challenge2021, code15, folder, mimic_iv_ecg, ptbxl
 from data_prep.records import DataPrepError, RecordRef, prepare_record
 from data_prep.sources import SOURCES, TARGET_FS, SourceSpec, find_source_dir
 from data_prep.stats import PTBXL_STATS_FOLDS, LeadStats
+from ecgjepa.data.dumps import LABELS_FILE
 from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.utils.paths import ensure_writable_dir
 
@@ -62,8 +65,9 @@ NUM_LEADS = len(CANONICAL_LEADS)
 MAX_IN_FLIGHT_CHUNKS = 2
 
 Log = Callable[[str], None]
-# (signal, None, fs) for a kept record, (None, reason, fs) for a rejected one.
-Result = tuple[np.ndarray | None, str | None, float]
+# (signal, None, fs, dx) for a kept record, (None, reason, fs, "") for a rejected one; dx: the header's
+# comma-separated diagnosis codes.
+Result = tuple[np.ndarray | None, str | None, float, str]
 
 
 @dataclass(frozen=True)
@@ -82,15 +86,15 @@ def default_workers() -> int:
 
 
 def process_record(spec: SourceSpec, raw: Path, ref: RecordRef) -> Result:
-    """Read and prepare one record in a worker: `(signal, None, fs)` or `(None, reason, fs)`."""
+    """Read and prepare one record in a worker: `(signal, None, fs, dx)` or `(None, reason, fs, "")`."""
     fs = math.nan
     try:
         record = READERS[spec.reader].read(raw, ref)
         fs = record.fs
-        return prepare_record(record, spec), None, fs
+        return prepare_record(record, spec), None, fs, ",".join(record.dx)
     except Exception as error:  # one bad record must never abort the dump: it goes to rejects.csv
         reason = " ".join(f"{type(error).__name__}: {error}".split()).replace(f"{raw}{os.sep}", "")
-        return None, reason[:500], fs
+        return None, reason[:500], fs, ""
 
 
 def dump_source(
@@ -107,6 +111,7 @@ def dump_source(
     log: Log = print,
     spec: SourceSpec | None = None,
     manifest: Path | None = None,
+    refs: list[RecordRef] | None = None,
 ) -> DumpResult:
     """Dump source `slug` from the raw folder `raw` into `out/<slug>/` (resumable, idempotent).
 
@@ -123,6 +128,8 @@ def dump_source(
         log: receives one-line messages.
         spec: the source's spec when it is not a public source (a folder of one's own records).
         manifest: folder sources only, a CSV listing array files (see `data_prep.folder`).
+        refs: folder sources only, exactly these records (relative to `raw`) instead of all found under it; a
+            complete dump of other records is refused unless `force`.
     """
     started = time.perf_counter()
     spec = spec or SOURCES[slug]
@@ -133,6 +140,8 @@ def dump_source(
         raise DataPrepError(f"--chunk-size must be at least 1, got {chunk_size}")
     out_dir = Path(out) / slug
     options: dict[str, object] = {"rate": rate, "folds": sorted(folds) if folds else None} if slug == "ptbxl" else {}
+    if refs is not None:
+        options = {"records_sha256": records_digest(refs)}
     parts_dir = out_dir / "parts"
 
     if not force and (out_dir / "meta.json").is_file() and all((out_dir / name).is_file() for name in DUMP_FILES):
@@ -147,7 +156,9 @@ def dump_source(
         return DumpResult(out_dir, meta["num_records"], meta["num_rejected"], 0.0, skipped=True)
 
     reader = READERS[spec.reader]
-    if slug == "ptbxl":
+    if refs is not None:
+        refs = list(refs)
+    elif slug == "ptbxl":
         refs = reader.discover(raw, rate=rate, folds=folds)
     elif spec.reader == "folder":
         refs = reader.discover(raw, manifest=manifest)
@@ -210,7 +221,7 @@ def _ensure_writable(out_dir: Path) -> None:
 
 
 def _remove_dump(out_dir: Path) -> None:
-    for name in DUMP_FILES:
+    for name in (*DUMP_FILES, LABELS_FILE):
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "parts", ignore_errors=True)
 
@@ -219,17 +230,22 @@ def _manifest(
     slug: str, raw: Path, options: dict[str, object], chunk_size: int, refs: list[RecordRef]
 ) -> dict[str, object]:
     """What the part files depend on; parts from a run with another manifest are discarded."""
-    digest = hashlib.sha256()
-    for ref in refs:
-        digest.update(repr(tuple(ref)).encode())
     return {
         "source": slug,
         "raw_dir": str(raw),
         "options": options,
         "chunk_size": chunk_size,
         "num_records": len(refs),
-        "records_sha256": digest.hexdigest(),
+        "records_sha256": records_digest(refs),
     }
+
+
+def records_digest(refs: Sequence[RecordRef]) -> str:
+    """A digest of a record list: a dump (or its parts) of another list is not reused."""
+    digest = hashlib.sha256()
+    for ref in refs:
+        digest.update(repr(tuple(ref)).encode())
+    return digest.hexdigest()
 
 
 def _prepare_parts_dir(parts_dir: Path, manifest: dict[str, object], log: Log) -> None:
@@ -289,21 +305,22 @@ def _run_chunks(
 
 
 def _write_part(path: Path, refs: list[RecordRef], results: Iterable[Result]) -> None:
-    kept: list[tuple[RecordRef, np.ndarray, float]] = []
+    kept: list[tuple[RecordRef, np.ndarray, float, str]] = []
     rejected: list[tuple[RecordRef, str]] = []
-    for ref, (signal, reason, fs) in zip(refs, results, strict=True):
+    for ref, (signal, reason, fs, dx) in zip(refs, results, strict=True):
         if signal is None:
             rejected.append((ref, reason or "unknown"))
         else:
-            kept.append((ref, signal, fs))
+            kept.append((ref, signal, fs, dx))
     arrays = {
-        "signals": np.concatenate([signal for _, signal, _ in kept])
+        "signals": np.concatenate([signal for _, signal, _, _ in kept])
         if kept
         else np.empty((0, NUM_LEADS), dtype=np.float16),
-        "lengths": np.array([len(signal) for _, signal, _ in kept], dtype=np.int64),
-        "record_ids": np.array([str(ref.record_id) for ref, _, _ in kept], dtype=str),
-        "folds": np.array([-1 if ref.fold is None else ref.fold for ref, _, _ in kept], dtype=np.int64),
-        "fs": np.array([fs for _, _, fs in kept], dtype=np.float64),
+        "lengths": np.array([len(signal) for _, signal, _, _ in kept], dtype=np.int64),
+        "record_ids": np.array([str(ref.record_id) for ref, _, _, _ in kept], dtype=str),
+        "folds": np.array([-1 if ref.fold is None else ref.fold for ref, _, _, _ in kept], dtype=np.int64),
+        "fs": np.array([fs for _, _, fs, _ in kept], dtype=np.float64),
+        "dx": np.array([dx for _, _, _, dx in kept], dtype=str),
         "reject_ids": np.array([str(ref.record_id) for ref, _ in rejected], dtype=str),
         "reject_reasons": np.array([reason for _, reason in rejected], dtype=str),
     }
@@ -321,19 +338,27 @@ def _assemble(
     stats_folds = PTBXL_STATS_FOLDS if spec.slug == "ptbxl" else None
     kept = rejected = total = 0
     index_tmp, rejects_tmp, signals_tmp = (out_dir / f"{name}.tmp" for name in DUMP_FILES[:3])
+    labels_tmp = out_dir / f"{LABELS_FILE}.tmp"
+    any_dx = False
     with (
         open(index_tmp, "w", newline="") as index_file,
         open(rejects_tmp, "w", newline="") as rejects_file,
+        open(labels_tmp, "w", newline="") as labels_file,
     ):
         index_writer, rejects_writer = csv.writer(index_file), csv.writer(rejects_file)
+        labels_writer = csv.writer(labels_file)
         index_writer.writerow(INDEX_COLUMNS)
         rejects_writer.writerow(("record_id", "reason"))
+        labels_writer.writerow(("record_id", "dx"))
         for path in parts:
             with np.load(path) as part:
-                columns = (part["record_ids"], part["lengths"], part["folds"], part["fs"])
-                for record_id, length, fold, fs in zip(*columns, strict=True):
+                dx = part["dx"] if "dx" in part.files else np.full(len(part["record_ids"]), "")
+                columns = (part["record_ids"], part["lengths"], part["folds"], part["fs"], dx)
+                for record_id, length, fold, fs, dx in zip(*columns, strict=True):
                     fold_text = "" if fold < 0 else int(fold)
                     index_writer.writerow((record_id, spec.slug, total, int(length), fold_text, f"{fs:g}"))
+                    labels_writer.writerow((record_id, dx))
+                    any_dx = any_dx or bool(dx)
                     total += int(length)
                 kept += len(columns[0])
                 reject_ids = part["reject_ids"]
@@ -357,6 +382,10 @@ def _assemble(
                     stats.update(signals[np.repeat(selected, part["lengths"])])
     for name, tmp in zip(DUMP_FILES[:3], (signals_tmp, index_tmp, rejects_tmp), strict=True):
         os.replace(tmp, out_dir / name)
+    if any_dx:
+        os.replace(labels_tmp, out_dir / LABELS_FILE)
+    else:
+        labels_tmp.unlink()
     for name in spec.metadata_files:
         # The evaluation reads labels and folds from these copies: the dump folder is self-contained.
         if (raw / name).is_file():

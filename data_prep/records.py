@@ -43,17 +43,28 @@ class RecordRef(NamedTuple):
 
 
 class RawRecord(NamedTuple):
-    """A record as read from disk: `signal` (samples, leads) in physical units, native fs and lead names."""
+    """A record as read from disk: `signal` (samples, leads) in physical units, native fs and lead names, and
+    the diagnoses its header lists (`# Dx:` SNOMED CT codes of the Challenge 2020/2021 headers), if any."""
 
     signal: np.ndarray
     fs: float
     leads: Sequence[str]
+    dx: tuple[str, ...] = ()
 
 
 def read_wfdb(path: Path) -> RawRecord:
     """Read a WFDB record (`.hea` + `.dat`/`.mat`) as physical float64 values."""
     signal, fields = wfdb.rdsamp(str(path))
-    return RawRecord(signal, float(fields["fs"]), list(fields["sig_name"]))
+    return RawRecord(signal, float(fields["fs"]), list(fields["sig_name"]), header_dx(fields.get("comments") or []))
+
+
+def header_dx(comments: Sequence[str]) -> tuple[str, ...]:
+    """The codes of a header's `Dx:` comment (`# Dx: 164889003,59118001`), in order; () without one."""
+    for comment in comments:
+        key, _, value = comment.strip().partition(":")
+        if key.strip().casefold() == "dx":
+            return tuple(code.strip() for code in value.split(",") if code.strip())
+    return ()
 
 
 def prepare_record(raw: RawRecord, spec: SourceSpec) -> np.ndarray:

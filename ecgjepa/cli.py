@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
+from hydra.errors import InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
 from data_prep.records import DataPrepError
@@ -63,13 +64,21 @@ def fail(command: str, message: object) -> NoReturn:
     raise SystemExit(USAGE_STATUS)
 
 
+def user_error(err: BaseException) -> BaseException | None:
+    """The user error behind ``err``: itself, or what a constructor raised inside Hydra's ``instantiate``."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return err if isinstance(err, (UsageError, *USER_ERRORS)) else None
+
+
 @contextmanager
 def reporting_user_errors(command: str) -> Iterator[None]:
     """Turn a user error raised inside into :func:`fail`'s one-line message and exit status 2."""
     try:
         yield
-    except (UsageError, *USER_ERRORS) as err:
-        if debug_requested():
+    except Exception as raised:
+        err = user_error(raised)
+        if err is None or debug_requested():
             raise
         fail(command, err.args[0] if isinstance(err, KeyError) and err.args else err)
 

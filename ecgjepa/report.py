@@ -1,9 +1,10 @@
 """``ecgjepa-report <sweep dir>``: the paper's table entries from a sweep of evaluation runs (§6.10-6.11).
 
 Every directory below the sweep dir holding a ``metrics.json`` (and its ``predictions.npz``) is one run.
-Runs are grouped by (encoder, task, protocol); a group's entry is the mean test macro AUC over its runs
-with the std (ddof 0) in thousandths, as in the published tables, plus a 95 % interval pooled over the
-bootstrap scores of every run's saved test predictions (as ``scripts/bootstrap_test_set.py``).
+Runs are grouped by (encoder, task, protocol, train fraction); a group's entry is the mean test score over its
+runs (macro AUC; R² for regression) with the std (ddof 0) in thousandths, as in the published tables, plus a
+95 % interval pooled over the bootstrap scores of every run's saved test predictions (as
+``scripts/bootstrap_test_set.py``).
 Writes ``report.md``, ``report.csv`` and ``report.png`` into the sweep dir.
 """
 
@@ -20,11 +21,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ecgjepa.cli import command
-from ecgjepa.metrics import bootstrap_auroc
+from ecgjepa.metrics import bootstrap_auroc, bootstrap_r2
 
-METRICS_KEYS = ("task", "protocol", "encoder", "seed", "val_auroc", "test_auroc", "classes", "per_class")
+METRICS_KEYS = ("task", "protocol", "encoder", "seed", "classes")
 PREDICTION_KEYS = ("test_targets", "test_predictions")
-GROUP_KEYS = ("encoder", "task", "protocol")
+GROUP_KEYS = ("encoder", "task", "protocol", "train_fraction", "metric")
+BOOTSTRAPS = {"auroc": bootstrap_auroc, "r2": bootstrap_r2}
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class Run:
     task: str
     protocol: str
     seed: int | None
-    val_auroc: float
-    test_auroc: float
+    val_score: float
+    test_score: float
+    metric: str = "auroc"
+    train_fraction: float = 1.0
 
 
 def paper_format(mean: float, std: float) -> str:
@@ -45,7 +49,10 @@ def paper_format(mean: float, std: float) -> str:
 
 def load_run(metrics_path: Path) -> Run:
     metrics = json.loads(metrics_path.read_text())
-    missing = [key for key in METRICS_KEYS if key not in metrics]
+    metric = str(metrics.get("metric", "auroc"))
+    if metric not in BOOTSTRAPS:
+        raise ValueError(f"{metrics_path}: unknown metric {metric!r}; expected one of {sorted(BOOTSTRAPS)}")
+    missing = [key for key in (*METRICS_KEYS, f"val_{metric}", f"test_{metric}") if key not in metrics]
     if missing:
         raise ValueError(f"{metrics_path} lacks the key(s) {', '.join(map(repr, missing))}")
     return Run(
@@ -54,8 +61,10 @@ def load_run(metrics_path: Path) -> Run:
         task=str(metrics["task"]),
         protocol=str(metrics["protocol"]),
         seed=None if metrics["seed"] is None else int(metrics["seed"]),
-        val_auroc=float(metrics["val_auroc"]),
-        test_auroc=float(metrics["test_auroc"]),
+        val_score=float(metrics[f"val_{metric}"]),
+        test_score=float(metrics[f"test_{metric}"]),
+        metric=metric,
+        train_fraction=float(metrics.get("train_fraction", 1.0)),
     )
 
 
@@ -95,7 +104,7 @@ def pooled_bootstrap(runs: list[Run], n_bootstrap: int) -> np.ndarray:
         elif not np.array_equal(targets, reference[1]):
             raise ValueError(f"{run.path} and {reference[0].path} have different test targets")
         seed = position if run.seed is None else run.seed
-        scores.append(bootstrap_auroc(targets, probs, n=n_bootstrap, seed=seed)["scores"])
+        scores.append(BOOTSTRAPS[run.metric](targets, probs, n=n_bootstrap, seed=seed)["scores"])
     return np.concatenate(scores)
 
 
@@ -103,32 +112,37 @@ def _seed_order(run: Run) -> tuple[bool, int, str]:
     return run.seed is None, run.seed or 0, str(run.path)
 
 
-def group_runs(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
-    """Runs keyed by (encoder, task, protocol), keys sorted, runs ordered by seed."""
-    groups: dict[tuple[str, str, str], list[Run]] = {}
+Group = tuple[str, str, str, float, str]
+
+
+def group_runs(runs: list[Run]) -> dict[Group, list[Run]]:
+    """Runs keyed by (encoder, task, protocol, train fraction, metric), keys sorted, runs ordered by seed."""
+    groups: dict[Group, list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.encoder, run.task, run.protocol), []).append(run)
+        groups.setdefault((run.encoder, run.task, run.protocol, run.train_fraction, run.metric), []).append(run)
     return {key: sorted(groups[key], key=_seed_order) for key in sorted(groups)}
 
 
-def summarise(groups: dict[tuple[str, str, str], list[Run]], n_bootstrap: int = 100) -> pd.DataFrame:
-    """One row per group: paper-format entries, raw means / stds and the pooled bootstrap interval."""
+def summarise(groups: dict[Group, list[Run]], n_bootstrap: int = 100) -> pd.DataFrame:
+    """One row per group: paper-format entries, raw means / stds (columns named by the metric, e.g.
+    ``test_auroc_mean``) and the pooled bootstrap interval."""
     rows = []
     for key, members in groups.items():
-        test = np.array([run.test_auroc for run in members])
-        val = np.array([run.val_auroc for run in members])
+        metric = key[-1]
+        test = np.array([run.test_score for run in members])
+        val = np.array([run.val_score for run in members])
         scores = pooled_bootstrap(members, n_bootstrap)
         rows.append(
             {
                 **dict(zip(GROUP_KEYS, key, strict=True)),
                 "runs": len(members),
                 "seeds": " ".join("-" if run.seed is None else str(run.seed) for run in members),
-                "test_auc": paper_format(test.mean(), test.std()),
-                "val_auc": paper_format(val.mean(), val.std()),
-                "test_auroc_mean": test.mean(),
-                "test_auroc_std": test.std(),
-                "val_auroc_mean": val.mean(),
-                "val_auroc_std": val.std(),
+                "test": paper_format(test.mean(), test.std()),
+                "val": paper_format(val.mean(), val.std()),
+                f"test_{metric}_mean": test.mean(),
+                f"test_{metric}_std": test.std(),
+                f"val_{metric}_mean": val.mean(),
+                f"val_{metric}_std": val.std(),
                 "bootstrap_mean": scores.mean(),
                 "bootstrap_low": np.percentile(scores, 2.5),
                 "bootstrap_high": np.percentile(scores, 97.5),
@@ -138,7 +152,17 @@ def summarise(groups: dict[tuple[str, str, str], list[Run]], n_bootstrap: int = 
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    header = ["encoder", "task", "protocol", "runs", "test AUC", "val AUC", "test 95% CI (pooled bootstrap)"]
+    header = [
+        "encoder",
+        "task",
+        "protocol",
+        "runs",
+        "test",
+        "val",
+        "test 95% CI (pooled bootstrap)",
+        "metric",
+        "train fraction",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.itertuples(index=False):
         cells = [
@@ -146,31 +170,34 @@ def to_markdown(table: pd.DataFrame) -> str:
             row.task,
             row.protocol,
             str(row.runs),
-            row.test_auc,
-            row.val_auc,
+            row.test,
+            row.val,
             f"[{row.bootstrap_low:.3f}, {row.bootstrap_high:.3f}]",
+            "macro AUROC" if row.metric == "auroc" else "R²",
+            f"{row.train_fraction:g}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(groups: dict[tuple[str, str, str], list[Run]], path: Path) -> None:
-    """Test AUC of every run (points, labelled by seed) and each group's mean ± std (bar)."""
+def plot(groups: dict[Group, list[Run]], path: Path) -> None:
+    """Test score of every run (points, labelled by seed) and each group's mean ± std (bar)."""
     fig = Figure(figsize=(max(5.0, 1.8 * len(groups)), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for x, members in enumerate(groups.values()):
-        test = np.array([run.test_auroc for run in members])
+        test = np.array([run.test_score for run in members])
         offsets = np.linspace(-0.2, 0.2, len(members)) if len(members) > 1 else np.zeros(1)
         ax.scatter(x + offsets, test, color="tab:blue", s=18, zorder=3)
         for offset, run in zip(offsets, members, strict=True):
             seed = "-" if run.seed is None else str(run.seed)
-            ax.annotate(seed, (x + offset, run.test_auroc), xytext=(3, 3), textcoords="offset points", fontsize=7)
+            ax.annotate(seed, (x + offset, run.test_score), xytext=(3, 3), textcoords="offset points", fontsize=7)
         ax.errorbar(x, test.mean(), yerr=test.std(), fmt="_", color="black", markersize=24, capsize=6, zorder=4)
-    ax.set_xticks(range(len(groups)), ["\n".join(key) for key in groups], fontsize=8)
+    labels = ["\n".join([*key[:3], f"fraction {key[3]:g}"] if key[3] < 1 else key[:3]) for key in groups]
+    ax.set_xticks(range(len(groups)), labels, fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylabel("test macro AUROC")
-    ax.set_title("Test AUROC per seed (points) and mean ± std (bars)")
+    ax.set_ylabel("test score (macro AUROC; R² for regression)")
+    ax.set_title("Test score per seed (points) and mean ± std (bars)")
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=120)
 

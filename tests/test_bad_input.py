@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
 from data_prep.common import dump_source
 from ecgjepa.checkpoint import CheckpointError
@@ -383,8 +384,10 @@ def test_bad_leads_and_rates_go_to_rejects(tmp_path: Path) -> None:
 
 def test_crop_longer_than_the_record_is_refused(eval_cfg, sample_data_dir: Path, tmp_path: Path) -> None:
     message = r"crop_duration=12 s \(6000 samples\) is longer than the records \(10.0 s = 5000 samples\)"
+    dataset = OmegaConf.to_container(eval_cfg("encoder=vit_tiny", "protocol.crop_duration=12").dataset, resolve=True)
+    data_module = get_class(dataset.pop("_target_"))
     with pytest.raises(ValueError, match=message):
-        instantiate(eval_cfg("encoder=vit_tiny", "protocol.crop_duration=12").dataset)
+        data_module(**dataset)
     with pytest.raises(Exception, match=message):
         eval_run(eval_cfg("encoder=vit_tiny", "protocol.crop_duration=12", output_dir=tmp_path / "out"))
     assert files_under(tmp_path / "out") == []

@@ -177,3 +177,20 @@ def test_eval_names_a_missing_and_a_wrong_encoder(tmp_path: Path, sample_data_di
         data_dir=sample_data_dir,
     )
     assert_command_error(result, f"{text_file}: cannot read the checkpoint")
+
+
+@pytest.mark.slow
+def test_eval_names_the_line_of_a_missing_record_in_a_labels_csv(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("record,AF\nrecords500/00000/00001_hr,0\nnot/there,1\n")
+    result = run_command(
+        "ecgjepa.eval",
+        "encoder=vit_tiny",
+        "dataset=csv",
+        f"dataset.path={labels}",
+        "trainer=cpu",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        data_dir=tmp_path / "data",
+    )
+    assert_command_error(result, f"ecgjepa-eval: error: {labels}: record(s) not found: line 2:", "line 3: 'not/there'")

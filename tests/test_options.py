@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -18,7 +19,7 @@ from ecgjepa.eval import run as eval_run
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import conf_dir
-from tests.conftest import STAND_IN_DUMPS
+from tests.conftest import DATA, STAND_IN_DUMPS
 
 
 def options(group: str) -> list[str]:
@@ -121,6 +122,14 @@ def eval_overrides(data_root: Path, *overrides: str) -> list[str]:
     ]
 
 
+def sex_labels(folder: Path) -> Path:
+    table = pd.read_csv(DATA / "ptbxl" / "ptbxl_database.csv.gz", index_col="ecg_id").loc[1:40]
+    path = folder / "sex.csv"
+    records = [os.path.relpath(DATA / "ptbxl" / name, folder) for name in table["filename_hr"]]
+    pd.DataFrame({"record": records, "sex": table["sex"].map({0: "male", 1: "female"})}).to_csv(path, index=False)
+    return path
+
+
 @pytest.mark.parametrize(("group", "option"), cases("eval", EVAL_GROUPS, TRAIN_ONLY), ids=lambda v: v or "defaults")
 def test_every_evaluation_option_runs(
     group: str, option: str, data_root: Path, linear_run: Path, tmp_path: Path, quiet_wandb
@@ -134,6 +143,10 @@ def test_every_evaluation_option_runs(
     if option == "ptbxl":  # the sample's 500 records as a full PTB-XL dump (<root>/ptbxl), with its absent classes
         root = data_root / "sample"
         overrides.append("dataset.absent_classes=drop")
+    if option == "challenge2021":  # the four Challenge sources with real records here (53 records)
+        overrides += ["dataset.sources=[cpsc,georgia,ningbo,chapman_shaoxing]", "dataset.absent_classes=drop"]
+    if option == "csv":  # the PTB-XL records' sex, from the metadata
+        overrides.append(f"dataset.path={sex_labels(tmp_path)}")
     cfg = compose_config("eval", eval_overrides(root, *overrides), tmp_path)
     metrics = eval_run(cfg)
     assert 0.0 <= metrics["test_auroc"] <= 1.0

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from ecgjepa.data.ptbxl import TASKS, is_multiclass, load_labels
-from ecgjepa.data.splits import check_classes_present, split_by_folds
 from tests.conftest import SAMPLE
 
 EXPECTED_CLASSES = {
@@ -80,32 +79,6 @@ def test_is_multiclass() -> None:
     assert [task for task in TASKS if is_multiclass(task)] == ["st_mem"]
     with pytest.raises(ValueError, match="unknown PTB-XL task 'ST-MEM'.*st_mem"):
         is_multiclass("ST-MEM")
-
-
-def test_split_by_folds() -> None:
-    folds = np.array([1, 9, 10, 2, 9, 8, 10, 3])
-    splits = split_by_folds(folds)
-    np.testing.assert_array_equal(splits["train"], [0, 3, 5, 7])
-    np.testing.assert_array_equal(splits["val"], [1, 4])
-    np.testing.assert_array_equal(splits["test"], [2, 6])
-    with pytest.raises(ValueError, match="val_fold and test_fold are both 9"):
-        split_by_folds(folds, val_fold=9, test_fold=9)
-    with pytest.raises(ValueError, match="the val split is empty: no record in fold 5"):
-        split_by_folds(folds, val_fold=5)
-    with pytest.raises(ValueError, match="the train split is empty"):
-        split_by_folds(np.array([9, 10]))
-
-
-def test_check_classes_present() -> None:
-    targets = np.array([[1, 0, 1], [0, 0, 1]], dtype=np.float32)
-    check_classes_present(np.array([[1, 0], [0, 1]]), "test fold 10", ["A", "B"])
-    with pytest.raises(ValueError, match="AUROC is undefined") as err:
-        check_classes_present(targets, "validation fold 9", ["A", "X", "Y"])
-    message = str(err.value)
-    assert "class 'X' has no positive record" in message
-    assert "class 'Y' has no negative record" in message
-    assert "in the validation fold 9" in message
-    assert "'A'" not in message
 
 
 def test_sample_copy_loads() -> None:

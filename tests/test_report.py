@@ -119,3 +119,42 @@ def test_report_refuses_different_test_sets(sweep: tuple[Path, list[float]], cap
     with pytest.raises(SystemExit):
         main([str(sweep_dir), "--n-bootstrap", "5"])
     assert "different test targets" in capsys.readouterr().err
+
+
+def test_a_label_efficiency_sweep_is_grouped_by_fraction(sweep: tuple[Path, list[float]]) -> None:
+    sweep_dir, _ = sweep
+    for seed in range(2):  # the same linear protocol trained on a tenth of the training folds
+        run = sweep_dir / "fraction" / f"seed{seed}"
+        write_run(run, seed, "linear", np.load(sweep_dir / "linear" / "seed0" / "predictions.npz")["test_targets"])
+        metrics = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**metrics, "train_fraction": 0.1}))
+    main([str(sweep_dir), "--n-bootstrap", "5"])
+    table = pd.read_csv(sweep_dir / "report.csv")
+    linear = table[table["protocol"] == "linear"].set_index("train_fraction")
+    assert linear["runs"].to_dict() == {0.1: 2, 1.0: 3}
+    assert "| macro AUROC | 0.1 |" in (sweep_dir / "report.md").read_text()
+
+
+def test_regression_runs_report_r2(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    targets = rng.normal(60, 15, (50, 1))
+    for seed in range(2):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        values = targets + rng.normal(0, 5, targets.shape)
+        r2 = 1 - np.square(targets - values).sum() / np.square(targets - targets.mean()).sum()
+        np.savez(
+            run / "predictions.npz",
+            val_targets=targets,
+            val_predictions=values,
+            test_targets=targets,
+            test_predictions=values,
+        )
+        metrics = {"task": "age", "protocol": "linear", "encoder": "e", "seed": seed, "classes": ["age"]}
+        metrics |= {"metric": "r2", "val_r2": r2, "test_r2": r2, "kind": "regression"}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    main([str(tmp_path), "--n-bootstrap", "20"])
+    table = pd.read_csv(tmp_path / "report.csv")
+    assert table.loc[0, "metric"] == "r2" and 0.8 < table.loc[0, "test_r2_mean"] < 1
+    assert table.loc[0, "bootstrap_low"] < table.loc[0, "test_r2_mean"] < table.loc[0, "bootstrap_high"] + 0.05
+    assert "| R² |" in (tmp_path / "report.md").read_text()

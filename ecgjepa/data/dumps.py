@@ -14,9 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgjepa.models.config import CANONICAL_LEADS
+from ecgjepa.data.signal import CANONICAL_LEADS
+from ecgjepa.data.splits import record_fold
 
 INDEX_COLUMNS = ("record_id", "start", "length")
+# record_id, dx: each record's header diagnoses (Challenge 2020/2021 `# Dx:` codes), where the headers have them.
+LABELS_FILE = "labels.csv"
 
 
 class DumpError(ValueError):
@@ -112,18 +115,30 @@ class SourceDump:
     def __len__(self) -> int:
         return len(self.index)
 
-    def select(self, folds: list[int] | None = None, min_length: int = 0) -> np.ndarray:
-        """Row numbers of records in ``folds`` (if given) with at least ``min_length`` samples."""
+    def record_folds(self) -> np.ndarray:
+        """Each record's fold: the dump's own (PTB-XL ``strat_fold``) where it has them, else the fold its id
+        gets from :func:`~ecgjepa.data.splits.record_fold` (the Challenge 2021 benchmark's folds)."""
+        if "fold" in self.index.columns and self.index["fold"].notna().all():
+            return self.index["fold"].to_numpy(dtype=np.int64)
+        return np.array([record_fold(str(rid)) for rid in self.index["record_id"]], dtype=np.int64)
+
+    def select(
+        self, folds: list[int] | None = None, min_length: int = 0, exclude_folds: list[int] | None = None
+    ) -> np.ndarray:
+        """Row numbers of records in ``folds`` (if given) and not in ``exclude_folds`` (see :meth:`record_folds`)
+        with at least ``min_length`` samples."""
         keep = self.index["length"].to_numpy() >= min_length
         if folds is not None:
             if "fold" not in self.index.columns or self.index["fold"].isna().all():
                 raise DumpError(f"{self.dir / 'index.csv'} has no fold column but folds={folds} were asked for")
             keep &= self.index["fold"].isin(list(folds)).to_numpy()
+        if exclude_folds:
+            keep &= ~np.isin(self.record_folds(), list(exclude_folds))
         rows = np.flatnonzero(keep)
         if rows.size == 0:
             raise DumpError(
-                f"source '{self.source}': no record left after selecting folds={folds} and "
-                f"length >= {min_length} samples"
+                f"source '{self.source}': no record left after selecting folds={folds}, leaving out "
+                f"folds {exclude_folds} and length >= {min_length} samples"
             )
         return rows
 

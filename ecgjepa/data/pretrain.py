@@ -81,6 +81,7 @@ class MixtureBatches(IterableDataset):
         seed: int = 0,
         rank: int = 0,
         start_batch: int = 0,
+        holdout_folds: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.names = list(sources)
@@ -88,7 +89,7 @@ class MixtureBatches(IterableDataset):
         self.weights = np.array([sources[name].weight for name in self.names], dtype=np.float64)
         self.weights /= self.weights.sum()
         self.rows = [
-            dump.select(sources[name].folds, min_length=channel_size)
+            dump.select(sources[name].folds, min_length=channel_size, exclude_folds=holdout_folds)
             for name, dump in zip(self.names, self.dumps, strict=True)
         ]
         self.mean = []
@@ -160,6 +161,8 @@ class PretrainDataModule(L.LightningDataModule):
         seed: base seed of the sample and mask streams.
         bundled_sample: ``data_dir`` holds the bundled PTB-XL sample's dump, made on first use.
         name: ``data=folder``: the name of one's own corpus (its dump folder; the sources refer to it).
+        holdout_folds: folds left out of every source (see :meth:`SourceDump.record_folds`), e.g. ``[9, 10]``
+            keeps the validation and test folds of PTB-XL and of the Challenge 2021 benchmark unseen.
     """
 
     def __init__(
@@ -180,6 +183,7 @@ class PretrainDataModule(L.LightningDataModule):
         channels: list[str] | None = None,
         bundled_sample: bool = False,
         name: str | None = None,
+        holdout_folds: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -194,6 +198,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.sampling_frequency = sampling_frequency
         self.channels = channels
         self.bundled_sample = bundled_sample
+        self.holdout_folds = list(holdout_folds) if holdout_folds else None
         self.dumps: dict[str, SourceDump] = {}
 
     @property
@@ -230,7 +235,15 @@ class PretrainDataModule(L.LightningDataModule):
         start = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
         collator = BlockMaskCollator(*self.mask_args, seed=self.seed, rank=rank)
         dataset = MixtureBatches(
-            self.dumps, self.sources, self.channel_size, self.batch_size, collator, self.seed, rank, start
+            self.dumps,
+            self.sources,
+            self.channel_size,
+            self.batch_size,
+            collator,
+            self.seed,
+            rank,
+            start,
+            self.holdout_folds,
         )
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         workers = self.num_workers if self.num_workers is not None else min(16, os.cpu_count() or 1)

@@ -48,7 +48,8 @@ def wandb_offline() -> bool:
 
 
 def register_resolvers() -> None:
-    """``${ecgjepa_root:}``, ``${interactive:}`` (stderr is a terminal), ``${eval_patience:steps,every}``."""
+    """``${ecgjepa_root:}``, ``${interactive:}`` (stderr is a terminal), ``${eval_patience:steps,every}``,
+    ``${file_stem:path}`` (a file's name without folder and suffix)."""
     if not OmegaConf.has_resolver("ecgjepa_root"):
         OmegaConf.register_new_resolver("ecgjepa_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("interactive"):
@@ -58,6 +59,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("eval_patience"):
         OmegaConf.register_new_resolver("eval_patience", lambda steps, interval: max(1, int(steps) // int(interval)))
+    if not OmegaConf.has_resolver("file_stem"):
+        OmegaConf.register_new_resolver("file_stem", lambda path: Path(str(path)).stem)
 
 
 def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:

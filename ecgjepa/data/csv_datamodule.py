@@ -1,0 +1,254 @@
+"""One's own labels: a CSV whose rows name records and carry label columns.
+
+    record,AF,RBBB            record,rhythm             record,age
+    g1/E00001,1,0             g1/E00001,AF              g1/E00001,61
+    g1/E00002,0,1             g1/E00002,sinus           g1/E00002,47
+
+``record`` is a WFDB record (``g1/E00001`` for ``g1/E00001.hea``) or an array file (``.npy``, ``.h5``; then the
+row also needs ``sampling_rate`` and ``leads`` columns, as in the manifest of ``python -m data_prep folder``),
+relative to the CSV's folder. Several 0/1 label columns make a multi-label task, one categorical column a
+multi-class one, one numeric column with ``kind=regression`` a regression. An optional ``fold`` column (1-10)
+gives the folds; otherwise a seeded, stratified split into 10 folds is made.
+
+The records are read once (leads matched by name, resampled to the dumps' rate) into a dump under
+``<data_dir>/labelled/<csv name>-<hash of its path>``, resumable like any ``data_prep`` dump, and rebuilt when
+the CSV lists other records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_prep.common import dump_source, records_digest
+from data_prep.folder import ARRAY_SUFFIXES
+from data_prep.records import DataPrepError, RecordRef
+from data_prep.sources import folder_spec
+from ecgjepa.data.dumps import SourceDump
+from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords
+from ecgjepa.data.splits import KINDS, stratification_keys, stratified_folds
+
+log = logging.getLogger(__name__)
+
+KIND_CHOICES = ("auto", *KINDS)
+ARRAY_COLUMNS = ("sampling_rate", "leads", "dataset")
+UNUSABLE_CHOICES = ("error", "drop")
+
+
+class LabelsError(ValueError):
+    """The labels CSV cannot be used as it is (the message names the file, line or column)."""
+
+
+def line_of(position: int) -> int:
+    """The file line of data row ``position`` (the header is line 1)."""
+    return position + 2
+
+
+class CSVDataModule(LabelledDataModule):
+    """Labels of one's own from a CSV (see the module docstring).
+
+    Args:
+        path: the labels CSV.
+        task: the label set's name (reports group runs by it); null = the CSV's file name without suffix.
+        kind: ``auto`` (several 0/1 columns or one 0/1 column: multi-label; one other column: multi-class),
+            ``multilabel``, ``multiclass`` or ``regression``.
+        labels: the label columns; null = every column but ``record_column``, ``fold`` and the array columns.
+        record_column: the column naming the records.
+        split_seed: seed of the stratified 10-fold split when the CSV has no ``fold`` column.
+        unusable_records: 'error' stops at records that cannot be read (naming their lines and the reason),
+            'drop' leaves them out with a warning.
+        **common: see :class:`~ecgjepa.data.labelled.LabelledDataModule`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        path: str,
+        task: str | None,
+        kind: str,
+        labels: list[str] | None,
+        record_column: str,
+        split_seed: int,
+        unusable_records: str,
+        **common: object,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if kind not in KIND_CHOICES:
+            raise LabelsError(f"dataset.kind: expected one of {KIND_CHOICES}, got {kind!r}")
+        if unusable_records not in UNUSABLE_CHOICES:
+            raise LabelsError(f"dataset.unusable_records: expected one of {UNUSABLE_CHOICES}, got {unusable_records!r}")
+        self.table, self.label_columns = self._read(labels, record_column)
+        kind = self._infer_kind() if kind == "auto" else kind
+        super().__init__(data_dir, task or self.path.stem, kind, **common)
+        self.record_column, self.split_seed, self.unusable_records = record_column, split_seed, unusable_records
+
+    def _read(self, labels: list[str] | None, record_column: str) -> tuple[pd.DataFrame, list[str]]:
+        if not self.path.is_file():
+            raise LabelsError(f"dataset.path: {self.path} not found; expected a CSV of records and labels")
+        try:
+            table = pd.read_csv(self.path, dtype={record_column: str, "leads": str})
+        except (ValueError, UnicodeDecodeError) as err:
+            raise LabelsError(f"{self.path}: not a readable CSV: {err}") from None
+        if record_column not in table.columns:
+            raise LabelsError(
+                f"{self.path}: no column {record_column!r} naming the records (dataset.record_column); "
+                f"columns: {list(table.columns)}"
+            )
+        if table.empty:
+            raise LabelsError(f"{self.path}: no rows")
+        reserved = {record_column, "fold", *ARRAY_COLUMNS}
+        if labels is None:
+            labels = [c for c in table.columns if c not in reserved]
+        unknown = [c for c in labels if c not in table.columns or c in reserved]
+        if unknown:
+            available = [c for c in table.columns if c not in reserved]
+            raise LabelsError(
+                f"{self.path}: unknown label column(s) {unknown} (dataset.labels); label columns: {available}"
+            )
+        if not labels:
+            raise LabelsError(f"{self.path}: no label column besides {sorted(reserved & set(table.columns))}")
+        for column in (record_column, *labels):
+            missing = np.flatnonzero(table[column].isna().to_numpy())
+            if missing.size:
+                lines = ", ".join(str(line_of(i)) for i in missing[:5])
+                raise LabelsError(f"{self.path}: column {column!r} is empty on line(s) {lines}")
+        duplicated = table[record_column].duplicated(keep=False).to_numpy()
+        if duplicated.any():
+            first = table[record_column][duplicated].iloc[0]
+            lines = [line_of(i) for i in np.flatnonzero((table[record_column] == first).to_numpy())]
+            raise LabelsError(f"{self.path}: record {first!r} is listed more than once (lines {lines})")
+        return table, list(labels)
+
+    def _infer_kind(self) -> str:
+        binary = [self._is_binary(c) for c in self.label_columns]
+        if all(binary):
+            return "multilabel"
+        if len(self.label_columns) == 1:
+            return "multiclass"
+        column = self.label_columns[binary.index(False)]
+        raise LabelsError(
+            f"{self.path}: column {column!r} is not 0/1, but several label columns make a multi-label task; "
+            "name one column with dataset.labels=[...] for a multi-class or regression task"
+        )
+
+    def _is_binary(self, column: str) -> bool:
+        values = pd.to_numeric(self.table[column], errors="coerce")
+        return bool(values.notna().all() and values.isin([0, 1]).all())
+
+    def _targets(self, table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+        if self.kind == "multilabel":
+            bad = [c for c in self.label_columns if not self._is_binary(c)]
+            if bad:
+                raise LabelsError(f"{self.path}: multi-label column(s) {bad} hold values other than 0 and 1")
+            return list(self.label_columns), table[self.label_columns].to_numpy(dtype=np.float32)
+        if len(self.label_columns) != 1:
+            raise LabelsError(
+                f"{self.path}: kind={self.kind} takes one label column, got {self.label_columns} (dataset.labels)"
+            )
+        column = self.label_columns[0]
+        if self.kind == "regression":
+            values = pd.to_numeric(table[column], errors="coerce")
+            if values.isna().any():
+                line = line_of(int(np.flatnonzero(values.isna().to_numpy())[0]))
+                raise LabelsError(f"{self.path}: line {line}: column {column!r} is not a number")
+            return [column], values.to_numpy(dtype=np.float32)[:, None]
+        names = table[column].astype(str)
+        classes = sorted(names.unique())
+        targets = (names.to_numpy()[:, None] == np.asarray(classes)[None, :]).astype(np.float32)
+        return classes, targets
+
+    def _refs(self) -> list[RecordRef]:
+        """The records of the rows, each checked to exist (a missing one stops here, naming its line)."""
+        base, refs, missing = self.path.parent, [], []
+        for position, row in enumerate(self.table.itertuples(index=False)):
+            name = str(getattr(row, self.record_column))
+            file = base / name
+            if file.suffix in ARRAY_SUFFIXES:
+                fs, leads = getattr(row, "sampling_rate", None), getattr(row, "leads", None)
+                if not file.is_file():
+                    missing.append(f"line {line_of(position)}: {name!r} ({file} not found)")
+                elif pd.isna(fs) or not isinstance(leads, str):
+                    raise LabelsError(
+                        f"{self.path}: line {line_of(position)}: the array file {name!r} needs the columns "
+                        "sampling_rate (Hz) and leads (comma-separated lead names)"
+                    )
+                else:
+                    dataset = getattr(row, "dataset", "")
+                    location = f"{file}::{dataset}" if isinstance(dataset, str) and dataset else str(file)
+                    refs.append(RecordRef(name, location, fs=float(fs), leads=leads))
+                continue
+            stem = file.with_suffix("") if file.suffix in (".hea", ".dat", ".mat") else file
+            if not stem.with_name(stem.name + ".hea").is_file():
+                missing.append(f"line {line_of(position)}: {name!r} ({stem}.hea not found)")
+            else:
+                refs.append(RecordRef(name, str(stem)))
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise LabelsError(
+                f"{self.path}: record(s) not found: {'; '.join(missing[:5])}{more}. A record is a WFDB record "
+                "(<name>.hea + .dat/.mat) or an .npy/.h5 file, relative to the CSV's folder"
+            )
+        return refs
+
+    def _dump(self, refs: list[RecordRef]) -> SourceDump:
+        root = self.data_dir / "labelled"
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", self.path.stem)
+        name = f"{stem}-{hashlib.sha256(str(self.path).encode()).hexdigest()[:8]}"
+        meta = root / name / "meta.json"
+        stale = meta.is_file() and f'"records_sha256": "{records_digest(refs)}"' not in meta.read_text()
+        spec = folder_spec(name, self.length / self.fs)
+        try:
+            dump_source(
+                name,
+                self.path.parent,
+                root,
+                spec=spec,
+                refs=refs,
+                force=stale,
+                workers=max(1, self.num_workers),
+                progress=sys.stderr.isatty(),
+                log=log.info,
+            )
+        except DataPrepError as err:
+            raise LabelsError(str(err)) from None
+        return self.check_dump(SourceDump(root, name))
+
+    def load_records(self) -> LabelledRecords:
+        self._targets(self.table)  # label errors stop the run before any record is read
+        dump = self._dump(self._refs())
+        row_of = {str(rid): i for i, rid in enumerate(dump.index["record_id"].astype(str))}
+        names = self.table[self.record_column].astype(str).to_numpy()
+        usable = np.array([name in row_of for name in names])
+        if not usable.all():
+            rejects = pd.read_csv(dump.dir / "rejects.csv", dtype=str).set_index("record_id")["reason"]
+            problems = [
+                f"line {line_of(i)}: {names[i]!r}: {rejects.get(names[i], 'not dumped')}"
+                for i in np.flatnonzero(~usable)
+            ]
+            listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            if self.unusable_records == "error":
+                raise LabelsError(
+                    f"{self.path}: {len(problems)} record(s) cannot be used: {listed}. Fix or remove them, or pass "
+                    "dataset.unusable_records=drop to go on without them"
+                )
+            log.warning("%s: leaving out %d record(s) that cannot be used: %s", self.path, len(problems), listed)
+        classes, targets = self._targets(self.table)
+        folds = self._folds(self.table, targets)
+        targets, folds = targets[usable], folds[usable]
+        rows = np.array([row_of[name] for name in names[usable]], dtype=np.int64)
+        return LabelledRecords(DumpRecords.of(dump, rows), names[usable], classes, targets, folds)
+
+    def _folds(self, table: pd.DataFrame, targets: np.ndarray) -> np.ndarray:
+        if "fold" in table.columns:
+            folds = pd.to_numeric(table["fold"], errors="coerce")
+            if folds.isna().any() or (folds != folds.round()).any():
+                line = line_of(int(np.flatnonzero((folds.isna() | (folds != folds.round())).to_numpy())[0]))
+                raise LabelsError(f"{self.path}: line {line}: fold must be a whole number")
+            return folds.to_numpy(dtype=np.int64)
+        return stratified_folds(stratification_keys(targets, self.kind), 10, self.split_seed)
