@@ -143,7 +143,7 @@ def test_every_evaluation_option_runs(
     if option == "ptbxl":  # the sample's 500 records as a full PTB-XL dump (<root>/ptbxl), with its absent classes
         root = data_root / "sample"
         overrides.append("dataset.absent_classes=drop")
-    if (group, option) == ("dataset", "challenge2021"):  # the four Challenge sources with real records here (53 records)
+    if (group, option) == ("dataset", "challenge2021"):  # the Challenge sources with records here
         overrides += ["dataset.sources=[cpsc,georgia,ningbo,chapman_shaoxing]", "dataset.absent_classes=drop"]
     if (group, option) == ("dataset", "csv"):  # the PTB-XL records' sex, from the metadata
         overrides.append(f"dataset.path={sex_labels(tmp_path)}")
