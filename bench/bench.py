@@ -134,6 +134,7 @@ def make_step(
     from ecgjepa.modules.classifier import ClassifierModule
     from ecgjepa.modules.jepa import JEPAModule
     from ecgjepa.optim import adamw, param_groups
+    from ecgjepa.utils.hydra import load_group_option
 
     cfg = ModelConfig(*SIZES[model])
     auto = OmegaConf.to_container(OmegaConf.load(conf_dir() / "accel" / "auto.yaml"))
@@ -141,7 +142,7 @@ def make_step(
     device = device or torch.device("cpu")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     if work == "pretrain":
-        module = accel.apply(JEPAModule(cfg.to_dict(), {}).to(device))
+        module = accel.apply(JEPAModule(cfg.to_dict(), load_group_option("optim", "paper")).to(device))
         # fused=None: the fused kernel on CUDA, the per-tensor loop on the CPU (what training picks).
         opt = adamw(param_groups([module.encoder, module.predictor], 0.05), 1e-4, (0.9, 0.99), 1e-6)
         masks = mask_pool(batch, 25, 10, device)

@@ -24,10 +24,10 @@ import torch
 import wfdb
 from omegaconf import OmegaConf
 
-from ecgjepa.checkpoint import find_checkpoint, load_encoder_state, load_into
 from ecgjepa.cli import command, parse_key_values
-from ecgjepa.convert import SOURCE_KEYS
 from ecgjepa.data.signal import lead_permutation, resample
+from ecgjepa.formats.original import SOURCE_KEYS
+from ecgjepa.formats.resolve import resolve_encoder
 from ecgjepa.models import VisionTransformer
 from ecgjepa.utils.paths import conf_dir
 
@@ -40,8 +40,8 @@ def paper_constants() -> dict[str, dict[str, list[float]]]:
     return {name: {"mean": list(s["mean"]), "std": list(s["std"])} for name, s in sources.items()}
 
 
-def normalisation_constants(extras: dict[str, Any], original_sources: Sequence[str], source: str | None) -> dict:
-    table = dict(extras.get("preprocess", {}).get("normalisation") or {})
+def normalisation_constants(preprocess: dict[str, Any], original_sources: Sequence[str], source: str | None) -> dict:
+    table = dict(preprocess.get("normalisation") or {})
     if not table:
         known = paper_constants()
         table = {
@@ -116,11 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(
         sys.argv[1:] if argv is None else argv, OPTIONS, {"encoder", "input", "output"}, __doc__, {"tokens"}
     )
-    path = find_checkpoint(args["encoder"])
-    cfg, state, extras = load_encoder_state(path)
-    encoder = VisionTransformer(cfg).eval()
-    load_into(encoder, state, str(path))
-    target_fs = float(extras.get("preprocess", {}).get("sampling_frequency") or 500)
+    resolved = resolve_encoder(args["encoder"])
+    encoder, cfg, path = resolved.build(), resolved.config, resolved.source
+    target_fs = float(resolved.preprocess.get("sampling_frequency") or 500)
     fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
     x = read_inputs(Path(args["input"]), fs, target_fs)
     if x.shape[-1] % cfg.patch_size or x.shape[-1] > cfg.channel_size:
@@ -129,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{cfg.patch_size} up to {cfg.channel_size} (crop the records first)"
         )
     if args.get("normalize", "true").lower() != "false":
-        c = normalisation_constants(extras, extras.get("original_sources", []), args.get("source"))
+        c = normalisation_constants(resolved.preprocess, resolved.original_sources, args.get("source"))
         x = np.clip((x - c["mean"][None, :, None]) / c["std"][None, :, None], -5, 5).astype(np.float32)
     z = embed(encoder, x, args.get("tokens", "false").lower() == "true", int(args.get("batch_size", 64)))
     Path(args["output"]).parent.mkdir(parents=True, exist_ok=True)

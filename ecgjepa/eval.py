@@ -21,14 +21,15 @@ import ecgjepa
 from ecgjepa.accel import Accel
 from ecgjepa.accel.capability import device_type
 from ecgjepa.accel.precision import resolve_precision
-from ecgjepa.checkpoint import CheckpointError, find_checkpoint, load_classifier_state, load_encoder_state
 from ecgjepa.cli import HydraCommand
 from ecgjepa.data.labelled import LabelledDataModule
+from ecgjepa.formats.files import CheckpointError, write_text_atomic
+from ecgjepa.formats.resolve import resolve_encoder
 from ecgjepa.metrics import f1_thresholds, macro_auroc, multiclass_metrics, per_class_auroc, regression_metrics
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_regression, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, load_group_option, resolve_ckpt_path
-from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers, write_text_atomic
+from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -62,29 +63,26 @@ def build_module(cfg: DictConfig, datamodule: LabelledDataModule) -> ClassifierM
             raise ValueError(f"protocol={protocol.name} starts from a linear run: set encoder=<linear run dir>")
         model = {**random_init_config(spec), **datamodule.input_shape}
         return ClassifierModule(model=model, source=f"random init ({spec})", **common)
-    path = find_checkpoint(spec)
-    classifier = load_classifier_state(path)
-    if classifier is not None:
-        model_cfg, state, extras = classifier
-        head_matches = any(k.startswith("attn_pool.") for k in state) == protocol.attn_pooling
-        if head_matches and extras["num_classes"] == datamodule.num_classes:
-            log.info("starting from the classifier (encoder + head) of %s", path)
-            return ClassifierModule(model=model_cfg.to_dict(), classifier_state=state, source=str(path), **common)
+    resolved = resolve_encoder(spec)
+    model, source = resolved.config.to_dict(), str(resolved.source)
+    if resolved.classifier_state is not None:
+        head_matches = any(k.startswith("attn_pool.") for k in resolved.classifier_state) == protocol.attn_pooling
+        if head_matches and resolved.num_classes == datamodule.num_classes:
+            log.info("starting from the classifier (encoder + head) of %s", source)
+            return ClassifierModule(model=model, classifier_state=resolved.classifier_state, source=source, **common)
         if protocol.requires_eval_checkpoint:
             raise CheckpointError(
-                f"{path}: its head ({extras['num_classes']} classes) does not fit protocol={protocol.name} "
+                f"{source}: its head ({resolved.num_classes} classes) does not fit protocol={protocol.name} "
                 f"on task {datamodule.task} ({datamodule.num_classes} classes)"
             )
-        log.info("%s: head does not fit this task/protocol; using its encoder only", path)
-        encoder_state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
-        return ClassifierModule(model=model_cfg.to_dict(), encoder_state=encoder_state, source=str(path), **common)
-    if protocol.requires_eval_checkpoint:
+        log.info("%s: head does not fit this task/protocol; using its encoder only", source)
+    elif protocol.requires_eval_checkpoint:
         raise ValueError(
-            f"protocol={protocol.name} starts from a linear run's checkpoint; {path} is a pre-trained encoder"
+            f"protocol={protocol.name} starts from a linear run's checkpoint; {source} is a pre-trained encoder"
         )
-    model_cfg, state, _ = load_encoder_state(path)
-    log.info("evaluating the (target) encoder of %s", path)
-    return ClassifierModule(model=model_cfg.to_dict(), encoder_state=state, source=str(path), **common)
+    else:
+        log.info("evaluating the (target) encoder of %s", source)
+    return ClassifierModule(model=model, encoder_state=resolved.state, source=source, **common)
 
 
 def git_commit() -> str | None:

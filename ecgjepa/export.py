@@ -1,56 +1,43 @@
 """``ecgjepa-export <checkpoint | run dir> <out dir>``: a self-contained encoder folder.
 
-Writes ``model.safetensors`` (the EMA target encoder), ``config.json`` (model sizes, input
-conventions, normalisation constants, pre-training data and step) and a model card ``README.md``
-with the evaluation results found for this encoder. :func:`load_encoder` reads it back.
+Writes the encoder export (:mod:`ecgjepa.formats.export`: ``model.safetensors`` with the EMA target encoder and
+``config.json`` with model sizes, input conventions, normalisation constants, pre-training data and step) and a
+model card ``README.md`` with the evaluation results found for this encoder. :func:`load_encoder` reads it back.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file as load_safetensors
-from safetensors.torch import save_file
-
-import ecgjepa
-from ecgjepa.checkpoint import find_checkpoint, load_encoder_state, load_file, load_into
 from ecgjepa.cli import UsageError, command
-from ecgjepa.models import ModelConfig, VisionTransformer
+from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
+from ecgjepa.formats.files import CheckpointError, load_file, write_text_atomic
+from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
+from ecgjepa.models import VisionTransformer
 
 
-def export_config(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    cfg, state, extras = load_encoder_state(path)
-    preprocess = dict(extras.get("preprocess") or {})
-    ckpt = load_file(path)
-    hp = ckpt.get("hyper_parameters", {})
+def description_of(resolved: ResolvedEncoder) -> dict[str, Any]:
+    """``config.json`` of an export of ``resolved``: its own for an export, else gathered from the checkpoint."""
+    if resolved.layout == "export":
+        return read_export(resolved.source)[2]
+    hp = load_file(resolved.source).get("hyper_parameters", {}) if resolved.source.is_file() else {}
     data = hp.get("data") or {}
-    config = {
-        "format": "ecgjepa-encoder",
-        "ecgjepa_version": ecgjepa.__version__,
-        "model": cfg.to_dict(),
-        "input": {
-            "sampling_frequency": preprocess.get("sampling_frequency") or data.get("sampling_frequency", 500),
-            "leads": list(cfg.channels),
-            "length": cfg.channel_size,
-            "patch_size": cfg.patch_size,
-            "normalisation": "per-lead z-score with the constants below, then clip to [-5, 5]",
-        },
-        "normalisation": preprocess.get("normalisation") or {},
-        "pretraining": {
-            "data": preprocess.get("sources")
-            or {k: v.get("weight") for k, v in (data.get("sources") or {}).items()}
-            or extras.get("original_sources"),
-            "step": extras.get("step"),
-            "source_checkpoint": str(path),
-            "layout": extras.get("layout"),
-        },
+    preprocess = {
+        "sampling_frequency": resolved.preprocess.get("sampling_frequency") or data.get("sampling_frequency", 500),
+        "normalisation": resolved.preprocess.get("normalisation") or {},
     }
-    return cfg, state, config
+    pretraining = {
+        "data": {k: v.get("weight") for k, v in (data.get("sources") or {}).items()} or resolved.original_sources,
+        "step": resolved.step,
+        "source_checkpoint": str(resolved.source),
+        "layout": resolved.layout,
+    }
+    return export_description(resolved.config, preprocess, pretraining)
 
 
 def find_results(run_dir: Path, checkpoint: Path) -> list[dict[str, Any]]:
@@ -91,46 +78,42 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     if not results:
         lines.append("No evaluation of this encoder was found next to it.")
     else:
-        lines += ["| task | protocol | seed | val AUROC | test AUROC | test records |", "|---|---|---|---|---|---|"]
+        lines += ["| task | protocol | seed | metric | val | test | test records |", "|---|---|---|---|---|---|---|"]
         for r in results:
             n_test = (r.get("num_records") or {}).get("test", "")
+            metric = r.get("metric", "auroc")
             lines.append(
-                f"| {r['task']} | {r['protocol']} | {r.get('seed')} | {r['val_auroc']:.4f} | "
-                f"{r['test_auroc']:.4f} | {n_test} |"
+                f"| {r['task']} | {r['protocol']} | {r.get('seed')} | {metric} | {r[f'val_{metric}']:.4f} | "
+                f"{r[f'test_{metric}']:.4f} | {n_test} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def export(source: str | Path, out_dir: str | Path) -> Path:
-    """Export the encoder of ``source`` (a checkpoint or run directory) into ``out_dir``."""
-    checkpoint = find_checkpoint(source)
-    run_dir = Path(source) if Path(source).is_dir() else checkpoint.parent.parent
-    cfg, state, config = export_config(checkpoint)
+    """Export the encoder of ``source`` (a checkpoint, run directory or export) into ``out_dir``."""
+    resolved = resolve_encoder(source)
+    if resolved.classifier_state is not None:
+        raise CheckpointError(
+            f"{resolved.source}: a {resolved.layout} checkpoint holds a classifier; export its pre-training run"
+        )
+    run_dir = Path(source) if Path(source).is_dir() else resolved.source.parent.parent
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (out / "README.md").write_text(model_card(config, find_results(run_dir, checkpoint)))
+    description = description_of(resolved)
+    if resolved.layout == "export" and resolved.source.resolve() != out.resolve():
+        out.mkdir(parents=True, exist_ok=True)
+        folder = resolved.source if resolved.source.is_dir() else resolved.source.parent
+        for name in ("model.safetensors", CONFIG):
+            shutil.copyfile(folder / name, out / name)
+    elif resolved.layout != "export":
+        write_export(out, resolved.state, description)
+    write_text_atomic(out / "README.md", model_card(description, find_results(run_dir, resolved.source)))
     return out
 
 
 def load_encoder(path: str | Path) -> VisionTransformer:
-    """A ready encoder (eval mode) from an export folder, a ``model.safetensors``/``config.json`` pair,
-    or any checkpoint :func:`ecgjepa.checkpoint.load_encoder_state` understands."""
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    if (folder / "model.safetensors").is_file() and (path.is_dir() or path.suffix == ".safetensors"):
-        config = json.loads((folder / "config.json").read_text())
-        cfg = ModelConfig.from_dict(config["model"])
-        state = load_safetensors(str(folder / "model.safetensors"))
-        source = str(folder / "model.safetensors")
-    else:
-        checkpoint = find_checkpoint(path)
-        cfg, state, _ = load_encoder_state(checkpoint)
-        source = str(checkpoint)
-    encoder = VisionTransformer(cfg)
-    load_into(encoder, state, source)
-    return encoder.eval()
+    """A ready encoder (eval mode) from an export folder, its ``model.safetensors``, or any checkpoint or run
+    directory :func:`~ecgjepa.formats.resolve.resolve_encoder` understands."""
+    return resolve_encoder(path).build()
 
 
 @command("ecgjepa-export")

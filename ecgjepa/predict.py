@@ -31,13 +31,13 @@ from tqdm import tqdm
 from data_prep import folder
 from data_prep.records import DataPrepError, RawRecord, RecordRef, prepare_record
 from data_prep.sources import folder_spec
-from ecgjepa.checkpoint import find_checkpoint, load_file
 from ecgjepa.cli import command, parse_key_values
 from ecgjepa.data.labelled import normalise_record
 from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.embed import load_array
+from ecgjepa.formats.files import load_file, write_text_atomic
+from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.modules.classifier import ClassifierModule
-from ecgjepa.utils.paths import write_text_atomic
 
 OPTIONS = {"run", "input", "output", "sampling_frequency", "batch_size"}
 

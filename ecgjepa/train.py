@@ -7,7 +7,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -15,9 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 from ecgjepa.accel import Accel
 from ecgjepa.accel.capability import device_type
 from ecgjepa.accel.precision import resolve_precision
-from ecgjepa.checkpoint import CheckpointError, detect_layout, load_file
 from ecgjepa.cli import HydraCommand
-from ecgjepa.convert import original_to_lightning
+from ecgjepa.formats.files import CheckpointError, load_file, torch_save_atomic
+from ecgjepa.formats.layouts import detect_layout
+from ecgjepa.formats.original import original_to_lightning
 from ecgjepa.models.config import ModelConfig
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
@@ -59,8 +59,7 @@ def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> 
     converted = original_to_lightning(ckpt)
     check_same_model(ckpt_path, converted["hyper_parameters"]["model"], module, "original model")
     target = Path(out_dir) / "checkpoints" / "converted_from_original.ckpt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(converted, target)
+    torch_save_atomic(converted, target)
     log.warning(
         "continuing the original checkpoint %s at step %d: weights (encoder, predictor, target encoder), AdamW "
         "state and step carried over; the original's data-sampling position and RNG state do not exist in its "

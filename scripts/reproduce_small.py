@@ -66,7 +66,7 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     start = time.time()
     pretrain = args.out / "pretrain"
-    if not (args.reuse and (pretrain / "encoder" / "encoder.pt").is_file()):
+    if not (args.reuse and (pretrain / "encoder" / "config.json").is_file()):
         sh(
             [
                 str(bin_dir / "ecgjepa-train"),

@@ -12,10 +12,12 @@ import torch
 
 from ecgjepa.accel.precision import set_float32_precision
 from ecgjepa.callbacks.target_momentum import ema_update
-from ecgjepa.checkpoint import load_encoder_state, load_into
 from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.formats.export import read_export
+from ecgjepa.formats.layouts import load_encoder_state, load_into
 from ecgjepa.models import VisionTransformer
 from ecgjepa.modules.jepa import JEPAModule
+from ecgjepa.utils.hydra import load_group_option
 from tests.conftest import OriginalFixture
 from tests.test_accel import TINY
 
@@ -47,8 +49,8 @@ def test_target_encoder_matches_the_original_on_cuda(exact_fp32, original: Origi
 def test_a_training_step_on_cuda_equals_the_cpu(exact_fp32) -> None:
     """Loss, gradients, fused-AdamW update and EMA on the GPU match the CPU's (per-tensor loop) AdamW in fp32."""
     torch.manual_seed(0)
-    cpu = JEPAModule(TINY.to_dict(), {"learning_rate": 1e-3})
-    gpu = JEPAModule(TINY.to_dict(), {"learning_rate": 1e-3})
+    cpu = JEPAModule(TINY.to_dict(), load_group_option("optim", "paper"))
+    gpu = JEPAModule(TINY.to_dict(), load_group_option("optim", "paper"))
     gpu.load_state_dict(cpu.state_dict())
     gpu.cuda()
     opts = {name: m.configure_optimizers()["optimizer"] for name, m in (("cpu", cpu), ("gpu", gpu))}
@@ -74,8 +76,8 @@ def test_pretraining_and_linear_evaluation_with_the_gpu_trainer(train_cfg, eval_
 
     metrics = pretrain(train_cfg("trainer=gpu", "finite_check_interval=2", output_dir=tmp_path / "pretrain"))
     assert np.isfinite(metrics["train/loss"])
-    export = torch.load(tmp_path / "pretrain" / "encoder" / "encoder.pt", weights_only=True)
-    assert export["step"] == 5 and all(v.device.type == "cpu" for v in export["state_dict"].values())
+    _, weights, description = read_export(tmp_path / "pretrain" / "encoder")
+    assert description["pretraining"]["step"] == 5 and all(v.device.type == "cpu" for v in weights.values())
     result = evaluate(eval_cfg(f"encoder={tmp_path / 'pretrain'}", "trainer=gpu", output_dir=tmp_path / "linear"))
     assert 0.0 <= result["test_auroc"] <= 1.0
     assert (tmp_path / "linear" / "checkpoints" / "best.ckpt").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +11,15 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ecgjepa.checkpoint import CheckpointError
 from ecgjepa.embed import main as embed_main
 from ecgjepa.eval import run
+from ecgjepa.formats.files import CheckpointError
 from ecgjepa.models import ModelConfig
 from ecgjepa.modules.classifier import ClassifierModule, crop_batch
+from ecgjepa.utils.hydra import load_group_option
 from tests.conftest import DATA, OriginalFixture
 
-PROTOCOL_LINEAR = {"name": "linear", "frozen": True, "attn_pooling": True}
+PROTOCOL_LINEAR = load_group_option("protocol", "linear")
 
 
 def check_outputs(out: Path, classes: int) -> dict:
@@ -148,11 +150,12 @@ def test_finished_run_is_skipped(eval_cfg, tmp_path: Path) -> None:
 
 
 def test_size_mismatch_is_refused(eval_cfg, tiny_encoder_run: Path, tmp_path: Path) -> None:
-    export = torch.load(tiny_encoder_run / "encoder" / "encoder.pt", weights_only=True)
-    export["model_config"]["dim"] = 64
-    torch.save(export, tmp_path / "bad.pt")
+    bad = shutil.copytree(tiny_encoder_run / "encoder", tmp_path / "bad")
+    description = json.loads((bad / "config.json").read_text())
+    description["model"]["dim"] = 64
+    (bad / "config.json").write_text(json.dumps(description))
     with pytest.raises(CheckpointError, match="size mismatch"):
-        run(eval_cfg(f"encoder={tmp_path / 'bad.pt'}"))
+        run(eval_cfg(f"encoder={bad}"))
 
 
 def test_seven_crops_and_logit_averaging() -> None:

@@ -12,8 +12,8 @@ import torch
 
 import ecgjepa
 from ecgjepa.callbacks.online_probe import fit_logistic_regression
-from ecgjepa.checkpoint import load_encoder_state, load_into
 from ecgjepa.export import export
+from ecgjepa.formats.layouts import load_encoder_state, load_into
 from ecgjepa.models import VisionTransformer
 from ecgjepa.train import run
 

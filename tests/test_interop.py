@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from ecgjepa.callbacks.target_momentum import ema_update
-from ecgjepa.checkpoint import CheckpointError, load_file, load_into, model_config_from_original
-from ecgjepa.convert import convert
+from ecgjepa.formats.files import CheckpointError, load_file
+from ecgjepa.formats.layouts import load_into, model_config_from_original
+from ecgjepa.formats.original import convert
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.train import run
+from ecgjepa.utils.hydra import load_group_option
 from tests.conftest import PAPER_SCHEDULE, OriginalFixture, ScheduleRecorder
 
 
@@ -40,8 +42,8 @@ def test_original_to_ours_to_original_is_bit_exact(tmp_path: Path, original: Ori
     convert(tmp_path / "ours.ckpt", tmp_path / "back_min.pt", "original_minified")
     assert_identical(load_file(original.pretrain), load_file(tmp_path / "back.pt"))
     assert_identical(load_file(original.minified), load_file(tmp_path / "back_min.pt"))
-    convert(original.minified, tmp_path / "export.pt")
-    convert(tmp_path / "export.pt", tmp_path / "min_back.pt", "original_minified")
+    convert(original.minified, tmp_path / "export")
+    convert(tmp_path / "export", tmp_path / "min_back.pt", "original_minified")
     assert_identical(load_file(original.minified), load_file(tmp_path / "min_back.pt"))
 
 
@@ -60,7 +62,9 @@ def test_ours_to_original_to_ours_is_bit_exact(tmp_path: Path, train_cfg) -> Non
     minified = tmp_path / "min.pt"
     convert(ours, minified, "original_minified")
     ckpt = load_file(minified)
-    encoder = JEPAModule(model_config_from_original(ckpt["config"]).to_dict(), {}).target_encoder
+    encoder = JEPAModule(
+        model_config_from_original(ckpt["config"]).to_dict(), load_group_option("optim", "paper")
+    ).target_encoder
     load_into(encoder, {k[len("target_encoder.") :]: v for k, v in ckpt["model"].items()}, "min", strict=True)
 
 
@@ -80,7 +84,7 @@ def test_one_more_original_step_reproduces_the_golden_next_step(original: Origin
     """Original order: set lr/wd, EMA *before* the forward, L1 loss, backward, AdamW (non-fused)."""
     golden = np.load(original.golden_npz)
     ckpt = load_file(original.pretrain)
-    module = JEPAModule(model_config_from_original(ckpt["config"]).to_dict(), {})
+    module = JEPAModule(model_config_from_original(ckpt["config"]).to_dict(), load_group_option("optim", "paper"))
     load_into(module, ckpt["model"], "pretrain", strict=True)
     optimizer = adamw(param_groups([module.encoder, module.predictor], 0.01), 1e-3, (0.9, 0.99), 1e-6, fused=False)
     optimizer.load_state_dict(ckpt["optimizer"])

@@ -9,11 +9,13 @@ import pytest
 import torch
 import wfdb
 
-from ecgjepa.checkpoint import load_encoder_state, load_file, load_into, model_config_from_original
 from ecgjepa.data.transforms import normalize
+from ecgjepa.formats.files import load_file
+from ecgjepa.formats.layouts import load_encoder_state, load_into, model_config_from_original
 from ecgjepa.models import VisionTransformer
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.modules.jepa import JEPAModule
+from ecgjepa.utils.hydra import load_group_option
 from tests.conftest import DATA, OriginalFixture
 
 TOL = 1e-5
@@ -31,7 +33,7 @@ def tensor(golden: dict, key: str) -> torch.Tensor:
 def jepa_from_original(path) -> JEPAModule:
     ckpt = load_file(path)
     cfg = model_config_from_original(ckpt["config"])
-    module = JEPAModule(model=cfg.to_dict(), optim={})
+    module = JEPAModule(model=cfg.to_dict(), optim=load_group_option("optim", "paper"))
     load_into(module, ckpt["model"], str(path), strict=True)
     return module.eval()
 

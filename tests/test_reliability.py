@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 import torch
 
+from ecgjepa.formats.checkpoint_io import AtomicCheckpointIO
 from ecgjepa.modules.jepa import JEPAModule, NonFiniteLossError
 from ecgjepa.train import run as train_run
-from ecgjepa.utils.checkpoint_io import AtomicCheckpointIO
-from ecgjepa.utils.hydra import resolve_ckpt_path
+from ecgjepa.utils.hydra import load_group_option, resolve_ckpt_path
 from tests.conftest import REPO
 
 
@@ -139,7 +139,7 @@ def test_atomic_checkpoint_io_survives_sigkill(tmp_path: Path) -> None:
     path = tmp_path / "last.ckpt"
     script = (
         "import sys, torch\n"
-        "from ecgjepa.utils.checkpoint_io import AtomicCheckpointIO\n"
+        "from ecgjepa.formats.checkpoint_io import AtomicCheckpointIO\n"
         "io = AtomicCheckpointIO()\n"
         "for i in range(100000):\n"
         "    io.save_checkpoint({'i': i, 'w': torch.full((1_000_000,), float(i))}, sys.argv[1])\n"
@@ -216,7 +216,7 @@ def test_deferred_finite_check_still_stops_before_the_export(train_cfg, tmp_path
 def test_finite_check_interval_must_be_a_positive_integer() -> None:
     tiny = {"dim": 32, "depth": 1, "num_heads": 2, "pred_dim": 16, "pred_depth": 1, "pred_num_heads": 2}
     with pytest.raises(ValueError, match="finite_check_interval: expected an integer >= 1, got 0"):
-        JEPAModule(tiny, {}, finite_check_interval=0)
+        JEPAModule(tiny, load_group_option("optim", "paper"), finite_check_interval=0)
 
 
 def test_target_std_collapse_diagnostic_is_logged(train_cfg, tmp_path: Path) -> None:

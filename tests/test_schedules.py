@@ -7,8 +7,9 @@ import pytest
 from ecgjepa.callbacks import TargetMomentumUpdate, WeightDecaySchedule
 from ecgjepa.modules.jepa import OptimConfig
 from ecgjepa.schedules import warmup_cosine
+from ecgjepa.utils.hydra import load_group_option
 
-PAPER = OptimConfig()
+PAPER = OptimConfig.from_dict(load_group_option("optim", "paper"))
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ def test_weight_decay_rises(step: int, expected: float) -> None:
 
 
 def test_momentum_endpoints_and_golden_values() -> None:
-    ema = TargetMomentumUpdate(0.998, 0.9995, 100_000)
+    ema = TargetMomentumUpdate(0.998, 0.9995, 100_000, "optimizer_step")
     assert ema.momentum(0) == 0.998
     assert ema.momentum(50_000) == pytest.approx(0.99875)
     assert ema.momentum(100_000) == ema.momentum(10**6) == 0.9995

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ecgjepa.callbacks.target_momentum import ema_update
+from ecgjepa.formats.export import read_export
 from ecgjepa.train import run
 from tests.conftest import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder
 
@@ -25,12 +26,12 @@ def test_fast_run_writes_checkpoints_and_encoder_export(train_cfg, tmp_path: Pat
     metrics = run(train_cfg())
     assert np.isfinite(metrics["train/loss"])
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
-    export = torch.load(tmp_path / "encoder" / "encoder.pt", weights_only=True)
-    assert export["format"] == "ecgjepa-encoder" and export["step"] == 5
-    assert export["preprocess"]["sampling_frequency"] == 500
-    assert len(export["preprocess"]["normalisation"]["ptbxl"]["std"]) == 12
+    _, weights, description = read_export(tmp_path / "encoder")
+    assert description["format"] == "ecgjepa-encoder" and description["pretraining"]["step"] == 5
+    assert description["input"]["sampling_frequency"] == 500
+    assert len(description["normalisation"]["ptbxl"]["std"]) == 12
     state = last_state(tmp_path)
-    for key, value in export["state_dict"].items():
+    for key, value in weights.items():
         assert torch.equal(value, state[f"target_encoder.{key}"])
 
 

@@ -22,19 +22,19 @@ class TargetMomentumUpdate(L.Callback):
     """Update ``pl_module.target_encoder`` from ``pl_module.encoder`` with a linear momentum schedule.
 
     Args:
-        encoder_momentum, final_encoder_momentum: momentum ramp (0.998 -> 0.9995).
+        encoder_momentum, final_encoder_momentum: momentum ramp (the paper's: conf/callbacks/pretrain.yaml).
         steps: length of the ramp in schedule steps (the run's optimizer steps).
-        update_on: ``"optimizer_step"`` (default) updates once after every optimizer step with
+        update_on: ``"optimizer_step"`` updates once after every optimizer step with
             ``m(global_step)``; ``"forward"`` reproduces the original: an update *before every
             forward* (micro-batch) with the schedule advanced per micro-batch (ViT-B parity).
     """
 
     def __init__(
         self,
-        encoder_momentum: float = 0.998,
-        final_encoder_momentum: float = 0.9995,
-        steps: int = 100_000,
-        update_on: Literal["optimizer_step", "forward"] = "optimizer_step",
+        encoder_momentum: float,
+        final_encoder_momentum: float,
+        steps: int,
+        update_on: Literal["optimizer_step", "forward"],
     ) -> None:
         if update_on not in ("optimizer_step", "forward"):
             raise ValueError(f"update_on must be 'optimizer_step' or 'forward', got {update_on!r}")

@@ -1,4 +1,4 @@
-"""Cosine weight-decay schedule for the decayed parameter group (spec §5.2: 0.01 -> 0.1)."""
+"""Cosine weight-decay schedule for the decayed parameter group (spec §5.2)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class WeightDecaySchedule(L.Callback):
     The value is a pure function of ``trainer.global_step``, so resuming needs no extra state.
     """
 
-    def __init__(self, weight_decay: float = 0.01, final_weight_decay: float = 0.1, steps: int = 100_000) -> None:
+    def __init__(self, weight_decay: float, final_weight_decay: float, steps: int) -> None:
         self.start = weight_decay
         self.final = final_weight_decay
         self.steps = steps

@@ -11,11 +11,17 @@ from ecgjepa.data.signal import CANONICAL_LEADS
 
 
 def strict_fields(cls: type, cfg: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """``cfg`` as keyword arguments of dataclass ``cls``; an unknown key fails naming it and the section."""
-    known = {f.name for f in dataclasses.fields(cls)}
+    """``cfg`` as keyword arguments of dataclass ``cls``; an unknown key, or a missing one without a default,
+    fails naming it and the section."""
+    fields = dataclasses.fields(cls)
+    known = {f.name for f in fields}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ValueError(f"unknown {section} config key(s) {unknown}; valid keys: {sorted(known)}")
+    required = {f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing = sorted(required - set(cfg))
+    if missing:
+        raise ValueError(f"{section}: missing config key(s) {missing}")
     return dict(cfg)
 
 

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multilabel_auroc
 from torchmetrics.functional.regression import r2_score
 
-from ecgjepa.checkpoint import load_into
 from ecgjepa.data.splits import KINDS
+from ecgjepa.formats.layouts import load_into
 from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.models.classifier import ViTClassifier
 from ecgjepa.models.config import strict_fields
@@ -28,34 +28,34 @@ REGRESSION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """One evaluation protocol (keys as in ECG-JEPA ``configs/eval/*.yaml``)."""
+    """One evaluation protocol (keys as in ECG-JEPA ``configs/eval/*.yaml``; the values: conf/protocol/)."""
 
     name: str
     frozen: bool
     attn_pooling: bool
-    use_register: bool = True
-    bias: bool = False
-    dropout: float = 0.0
-    steps: int = 5000
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    final_learning_rate: float = 1e-3
-    learning_rate_warmup_steps: int = 0
-    weight_decay: float = 0.1
-    opt_betas: tuple[float, float] = (0.9, 0.999)
-    opt_eps: float = 1e-8
-    gradient_clip: float = 1.0
-    checkpoint_interval: int = 100
-    early_stopping_patience: int = 5000
-    crop_duration: float | None = 2.5
-    crop_stride: float | None = 1.25
-    requires_eval_checkpoint: bool = False
-    fused: bool | None = None
+    use_register: bool
+    bias: bool
+    dropout: float
+    steps: int
+    batch_size: int
+    learning_rate: float
+    final_learning_rate: float
+    learning_rate_warmup_steps: int
+    weight_decay: float
+    opt_betas: tuple[float, float]
+    opt_eps: float
+    gradient_clip: float
+    checkpoint_interval: int
+    early_stopping_patience: int
+    crop_duration: float | None
+    crop_stride: float | None
+    requires_eval_checkpoint: bool
+    fused: bool | None
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> ProtocolConfig:
         fields = strict_fields(cls, cfg, "protocol")
-        return cls(**{**fields, "opt_betas": tuple(fields.get("opt_betas", (0.9, 0.999)))})
+        return cls(**{**fields, "opt_betas": tuple(fields["opt_betas"])})
 
     def lr_at(self, step: int) -> float:
         return learning_rate(

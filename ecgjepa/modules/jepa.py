@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
+from ecgjepa.models.config import strict_fields
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import adamw, param_groups
@@ -25,22 +26,28 @@ from ecgjepa.schedules import learning_rate
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Pre-training optimisation (keys as in ECG-JEPA's pre-training configs)."""
+    """Pre-training optimisation (keys as in ECG-JEPA's pre-training configs; the values: conf/optim/)."""
 
-    steps: int = 100_000
-    learning_rate: float = 1e-3
-    final_learning_rate: float = 1e-6
-    learning_rate_warmup_steps: int = 10_000
-    weight_decay: float = 0.01
-    final_weight_decay: float = 0.1
-    opt_betas: tuple[float, float] = (0.9, 0.99)
-    opt_eps: float = 1e-6
-    fused: bool | None = None
+    steps: int
+    learning_rate: float
+    final_learning_rate: float
+    learning_rate_warmup_steps: int
+    weight_decay: float
+    final_weight_decay: float
+    opt_betas: tuple[float, float]
+    opt_eps: float
+    fused: bool | None
     # Read by the callbacks (kept here so the whole pre-training recipe is one validated block).
-    encoder_momentum: float = 0.998
-    final_encoder_momentum: float = 0.9995
-    ema_update_on: str = "optimizer_step"
-    checkpoint_interval: int = 10_000
+    encoder_momentum: float
+    final_encoder_momentum: float
+    ema_update_on: str
+    checkpoint_interval: int
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> OptimConfig:
+        """Build from the ``optim`` group; an unknown or missing key fails naming it."""
+        fields = strict_fields(cls, cfg, "optim")
+        return cls(**{**fields, "opt_betas": tuple(fields["opt_betas"])})
 
     def lr_at(self, step: int) -> float:
         return learning_rate(
@@ -77,10 +84,7 @@ class JEPAModule(ClipWithoutScaler):
         super().__init__()
         self.save_hyperparameters()
         self.model_config = ModelConfig.from_dict(model)
-        try:
-            self.optim_config = OptimConfig(**{**dict(optim), "opt_betas": tuple(optim.get("opt_betas", (0.9, 0.99)))})
-        except TypeError as err:
-            raise ValueError(f"optim: {err}") from None
+        self.optim_config = OptimConfig.from_dict(optim)
         self.encoder = VisionTransformer(self.model_config)
         self.predictor = Predictor(self.model_config)
         self.target_encoder = copy.deepcopy(self.encoder)

@@ -77,12 +77,3 @@ def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Pat
     except OSError as err:
         raise PermissionError(f"{what} {path} is not writable: {err}") from err
     return path
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``<path>.tmp`` and rename it onto ``path``: readers never see a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path

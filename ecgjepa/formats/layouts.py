@@ -1,30 +1,26 @@
-"""Reading and writing encoder weights in every layout the project meets.
+"""Recognising and reading every checkpoint layout the project meets.
 
-Layouts recognised by :func:`load_encoder_state`:
-
-* ``ecgjepa-encoder``: our encoder export (``EncoderExport`` callback / ``ecgjepa-export``);
-* a Lightning pre-training checkpoint of :class:`~ecgjepa.modules.jepa.JEPAModule` (``state_dict`` with
-  ``target_encoder.*``; the EMA target encoder is the one returned);
-* an original ECG-JEPA pre-training checkpoint (``model`` with ``target_encoder.*``, ``optimizer``,
-  ``config``, ``step``) or its minified form (``model`` with ``target_encoder.*`` and ``config``).
-
-Every file is read with ``torch.load(weights_only=True)``: a checkpoint that carries pickled code is
-refused.
+* ``export``: our encoder export, a folder (see :mod:`ecgjepa.formats.export`);
+* ``lightning-pretrain``: a Lightning checkpoint of :class:`~ecgjepa.modules.jepa.JEPAModule` (``state_dict``
+  with ``target_encoder.*``; the EMA target encoder is the one evaluated);
+* ``lightning-eval``: a Lightning checkpoint of :class:`~ecgjepa.modules.classifier.ClassifierModule`;
+* ``original-pretrain`` / ``original-minified``: an original ECG-JEPA pre-training checkpoint (``model`` with
+  ``target_encoder.*``, ``optimizer``, ``config``, ``step``) or its minified form (``model`` + ``config``);
+* ``original-eval``: an original evaluation checkpoint (``<task>_best_chkpt.pt``).
 """
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ecgjepa.formats.export import is_export, read_export
+from ecgjepa.formats.files import CheckpointError, load_file
 from ecgjepa.models.config import ModelConfig
 
-EXPORT_FORMAT = "ecgjepa-encoder"
 ORIGINAL_MODEL_KEYS = (
     "channels",
     "channel_size",
@@ -44,33 +40,6 @@ ORIGINAL_MODEL_KEYS = (
     "norm_eps",
     "layer_scale_eps",
 )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used: unreadable, unknown layout, or wrong model size."""
-
-
-def load_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with errors that name the file and the cause."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path}: cannot read the checkpoint (truncated or corrupted?): it is not the zip archive that "
-            "torch.save writes"
-        )
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused to load: it is not a plain-tensor checkpoint (weights_only=True): {err}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(f"{path}: cannot read the checkpoint (truncated or corrupted?): {err}") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
-    return obj
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -93,8 +62,6 @@ def model_config_from_original(config: Mapping[str, Any]) -> ModelConfig:
 
 def detect_layout(ckpt: Mapping[str, Any]) -> str:
     """Name the layout of a loaded checkpoint dict (see the module docstring)."""
-    if ckpt.get("format") == EXPORT_FORMAT:
-        return "export"
     if "state_dict" in ckpt and "hyper_parameters" in ckpt:
         if "protocol" in ckpt["hyper_parameters"]:
             return "lightning-eval"
@@ -111,19 +78,19 @@ def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.T
 
     ``extras`` holds what else the file says: ``layout``, ``step`` and ``preprocess`` where known.
     """
+    if is_export(path):
+        cfg, state, description = read_export(path)
+        preprocess = {
+            "sampling_frequency": description["input"].get("sampling_frequency"),
+            "normalisation": description.get("normalisation") or {},
+        }
+        pretraining = description.get("pretraining") or {}
+        extras = {"layout": "export", "step": pretraining.get("step"), "preprocess": preprocess}
+        if "original_config" in description:
+            extras["original_sources"] = list(description["original_config"].get("datasets", {}))
+        return cfg, dict(state), extras
     ckpt = load_file(path)
     layout = detect_layout(ckpt)
-    if layout == "export":
-        cfg = ModelConfig.from_dict(ckpt["model_config"])
-        return (
-            cfg,
-            dict(ckpt["state_dict"]),
-            {
-                "layout": layout,
-                "step": ckpt.get("step"),
-                "preprocess": ckpt.get("preprocess", {}),
-            },
-        )
     if layout == "lightning-pretrain":
         cfg = ModelConfig.from_dict(ckpt["hyper_parameters"]["model"])
         return (
@@ -171,43 +138,19 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source
         )
 
 
-def save_encoder(
-    path: str | Path,
-    config: ModelConfig,
-    state: Mapping[str, torch.Tensor],
-    preprocess: Mapping[str, Any],
-    step: int | None = None,
-) -> Path:
-    """Write an encoder export atomically (temp file + rename); loads with ``weights_only=True``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": EXPORT_FORMAT,
-        "version": 1,
-        "model_config": config.to_dict(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
-        "preprocess": dict(preprocess),
-        "step": step,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
-
-
 def find_checkpoint(path: str | Path) -> Path:
-    """A run directory -> the file to evaluate: ``checkpoints/best.ckpt`` of an evaluation run, or
-    ``encoder/encoder.pt`` of a pre-training run (else its ``checkpoints/last.ckpt``)."""
+    """A run directory -> what to evaluate: ``checkpoints/best.ckpt`` of an evaluation run, or the encoder export
+    ``encoder/`` of a pre-training run (else its ``checkpoints/last.ckpt``); an export folder is itself."""
     path = Path(path)
-    if path.is_file():
+    if path.is_file() or is_export(path):
         return path
     if not path.is_dir():
         raise FileNotFoundError(f"encoder={path}: no such file or directory")
-    for candidate in ("checkpoints/best.ckpt", "encoder/encoder.pt", "checkpoints/last.ckpt", "encoder.pt"):
-        if (path / candidate).is_file():
+    for candidate in ("checkpoints/best.ckpt", "encoder", "checkpoints/last.ckpt"):
+        if (path / candidate).is_file() or is_export(path / candidate):
             return path / candidate
     raise FileNotFoundError(
-        f"encoder={path}: no checkpoints/best.ckpt, encoder/encoder.pt or checkpoints/last.ckpt inside"
+        f"encoder={path}: no checkpoints/best.ckpt, encoder/ export or checkpoints/last.ckpt inside"
     )
 
 
@@ -216,6 +159,8 @@ def load_classifier_state(
 ) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]] | None:
     """``(encoder config, classifier state with encoder.* and head keys, extras)`` of an evaluation
     checkpoint (ours or the original's ``<task>_best_chkpt.pt``); None for any other layout."""
+    if is_export(path):
+        return None
     ckpt = load_file(path)
     layout = detect_layout(ckpt)
     if layout == "lightning-eval":

@@ -1,29 +1,20 @@
-"""Checkpoint IO whose writes are atomic: a kill at any moment leaves the previous file intact."""
+"""Lightning checkpoint IO through :func:`~ecgjepa.formats.files.atomic_write` and the safe loader."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ecgjepa.checkpoint import load_file
+from ecgjepa.formats.files import load_file, torch_save_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to ``<name>.tmp`` in the same folder, fsync, then ``os.replace`` onto the final name."""
+    """Write to ``<name>.tmp`` in the same folder, fsync, then rename onto the final name."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        torch_save_atomic(checkpoint, path)
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         # Lightning checkpoints hold only tensors and plain Python values: refuse pickled code, and name
