@@ -31,7 +31,7 @@ from data_prep.folder import ARRAY_SUFFIXES
 from data_prep.records import DataPrepError, RecordRef
 from data_prep.sources import folder_spec
 from ecgjepa.data.dumps import SourceDump
-from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords
+from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords, listed
 from ecgjepa.data.splits import KINDS, stratification_keys, stratified_folds
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,8 @@ class CSVDataModule(LabelledDataModule):
             else:
                 refs.append(RecordRef(name, str(stem)))
         if missing:
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise LabelsError(
-                f"{self.path}: record(s) not found: {'; '.join(missing[:5])}{more}. A record is a WFDB record "
+                f"{self.path}: record(s) not found: {listed(missing)}. A record is a WFDB record "
                 "(<name>.hea + .dat/.mat) or an .npy/.h5 file, relative to the CSV's folder"
             )
         return refs
@@ -231,13 +230,14 @@ class CSVDataModule(LabelledDataModule):
                 f"line {line_of(i)}: {names[i]!r}: {rejects.get(names[i], 'not dumped')}"
                 for i in np.flatnonzero(~usable)
             ]
-            listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             if self.unusable_records == "error":
                 raise LabelsError(
-                    f"{self.path}: {len(problems)} record(s) cannot be used: {listed}. Fix or remove them, or pass "
-                    "dataset.unusable_records=drop to go on without them"
+                    f"{self.path}: {len(problems)} record(s) cannot be used: {listed(problems)}. Fix or remove them, "
+                    "or pass dataset.unusable_records=drop to go on without them"
                 )
-            log.warning("%s: leaving out %d record(s) that cannot be used: %s", self.path, len(problems), listed)
+            log.warning(
+                "%s: leaving out %d record(s) that cannot be used: %s", self.path, len(problems), listed(problems)
+            )
         classes, targets = self._targets(self.table)
         folds = self._folds(self.table, targets)
         targets, folds = targets[usable], folds[usable]

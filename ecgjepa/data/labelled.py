@@ -10,6 +10,7 @@ each record, which :class:`~ecgjepa.modules.classifier.ClassifierModule` cuts in
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,12 @@ class LabelledRecords:
             targets=self.targets[positions],
             folds=self.folds[positions],
         )
+
+
+def listed(names: Sequence[object], limit: int = 5) -> str:
+    """``a, b, c`` for a log line or message; more than ``limit`` names end in ``, ... (N in all)``."""
+    shown = ", ".join(str(name) for name in list(names)[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -272,7 +279,7 @@ class LabelledDataModule(L.LightningDataModule):
                 self.task,
                 short.sum(),
                 self.length,
-                ", ".join(map(str, labelled.ids[short][:5])) + (", ..." if short.sum() > 5 else ""),
+                listed(labelled.ids[short]),
             )
         return labelled.subset(np.flatnonzero(~short))
 
@@ -283,11 +290,12 @@ class LabelledDataModule(L.LightningDataModule):
         if absent.all():
             raise ValueError(f"task {self.task}: no class has positive and negative records in every split")
         if absent.any():
+            absent_names = np.asarray(labelled.classes)[absent]
             log.warning(
                 "task %s: leaving out %d class(es) without a positive or negative record in a split: %s",
                 self.task,
                 absent.sum(),
-                ", ".join(c for c, a in zip(labelled.classes, absent, strict=True) if a),
+                listed(absent_names, limit=len(absent_names)),
             )
         kept = replace(
             labelled,

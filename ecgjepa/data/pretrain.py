@@ -180,7 +180,6 @@ class PretrainDataModule(L.LightningDataModule):
         pin_memory: bool | None,
         seed: int,
         sampling_frequency: int,
-        channels: list[str] | None = None,
         bundled_sample: bool = False,
         name: str | None = None,
         holdout_folds: list[int] | None = None,
@@ -196,7 +195,6 @@ class PretrainDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.seed = seed
         self.sampling_frequency = sampling_frequency
-        self.channels = channels
         self.bundled_sample = bundled_sample
         self.holdout_folds = list(holdout_folds) if holdout_folds else None
         self.dumps: dict[str, SourceDump] = {}
