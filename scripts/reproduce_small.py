@@ -75,7 +75,7 @@ def main() -> None:
                 "optim=demo",
                 f"optim.steps={args.steps}",
                 f"optim.learning_rate_warmup_steps={args.steps // 10}",
-                f"optim.checkpoint_interval={args.steps}",
+                f"callbacks.model_checkpoint.every_n_train_steps={args.steps}",
                 f"callbacks.online_probe.every_n_steps={max(1, args.steps // 5)}",
                 f"hydra.run.dir={pretrain}",
             ]

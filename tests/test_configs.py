@@ -40,7 +40,9 @@ def test_experiment_has_the_paper_numbers(name: str, tmp_path: Path) -> None:
     assert cfg.optim.learning_rate == 1e-3 and cfg.optim.final_learning_rate == 1e-6
     assert cfg.optim.learning_rate_warmup_steps == 10_000
     assert (cfg.optim.weight_decay, cfg.optim.final_weight_decay) == (0.01, 0.1)
-    assert (cfg.optim.encoder_momentum, cfg.optim.final_encoder_momentum) == (0.998, 0.9995)
+    ema = cfg.callbacks.target_momentum
+    assert (ema.encoder_momentum, ema.final_encoder_momentum, ema.steps) == (0.998, 0.9995, 100_000)
+    assert cfg.callbacks.model_checkpoint.every_n_train_steps == 10_000
     assert list(cfg.optim.opt_betas) == [0.9, 0.99] and cfg.optim.opt_eps == 1e-6
     if sources is None:
         assert len(cfg.data.sources) == 10 and sum(s.weight for s in cfg.data.sources.values()) == 1.0

@@ -75,7 +75,11 @@ def test_bf16_mixed_on_cpu(train_cfg) -> None:
 
 
 def test_forward_ema_mode_with_accumulation(train_cfg) -> None:
-    metrics = run(train_cfg("optim.ema_update_on=forward", "trainer.accumulate_grad_batches=2", "trainer.max_steps=2"))
+    metrics = run(
+        train_cfg(
+            "callbacks.target_momentum.update_on=forward", "trainer.accumulate_grad_batches=2", "trainer.max_steps=2"
+        )
+    )
     # momentum is indexed by micro-batch: after 2 optimizer steps x 2 micro-batches, k = 3
     assert metrics["train/momentum"] == pytest.approx(0.998 + 0.0015 * 3 / 5)
 

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from omegaconf import OmegaConf
 
 from ecgjepa.formats.export import export_description, is_export, read_export, write_export
 from ecgjepa.formats.files import CheckpointError, load_file, torch_save_atomic
 from ecgjepa.formats.layouts import detect_layout, model_config_from_original, strip_prefix
 from ecgjepa.modules.jepa import OptimConfig
+from ecgjepa.utils.hydra import load_group_option
+from ecgjepa.utils.paths import conf_dir
 
 FORMATS = ("ecgjepa", "original", "original_minified")
 ORIGINAL_GROUP_KEYS = (
@@ -60,10 +63,9 @@ OPTIM_KEYS = (
     "weight_decay",
     "final_weight_decay",
     "opt_eps",
-    "encoder_momentum",
-    "final_encoder_momentum",
-    "checkpoint_interval",
 )
+RECIPE_KEYS = ("encoder_momentum", "final_encoder_momentum", "checkpoint_interval")
+DATA_KEYS = ("sampling_frequency", "channel_size", "min_block_size", "min_keep_ratio", "max_keep_ratio", "batch_size")
 
 
 def optim_from_original(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,21 +73,34 @@ def optim_from_original(config: Mapping[str, Any]) -> dict[str, Any]:
     optim = {k: config[k] for k in OPTIM_KEYS if k in config}
     optim["opt_betas"] = list(config["opt_betas"])
     optim["fused"] = None
-    # NOTE(parity): the original updates the EMA before every forward (micro-batch).
-    optim["ema_update_on"] = "forward"
     return optim
 
 
+def recipe_from_original(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The EMA and checkpoint settings of an original pre-training config (the ``recipe`` hyper-parameter)."""
+    # NOTE(parity): the original updates the EMA before every forward (micro-batch).
+    return {**{k: config[k] for k in RECIPE_KEYS if k in config}, "ema_update_on": "forward"}
+
+
+def paper_recipe() -> dict[str, dict[str, Any]]:
+    """The paper's pre-training recipe as conf/ states it (optim, data, EMA and checkpoint settings): what an
+    original config needs and an encoder export, or a run without those callbacks, does not record."""
+    callbacks = OmegaConf.load(conf_dir() / "callbacks" / "pretrain.yaml")
+    data = OmegaConf.load(conf_dir() / "data_base" / "pretrain.yaml")
+    return {
+        "optim": load_group_option("optim", "paper"),
+        "data": {k: data[k] for k in DATA_KEYS if k in data},
+        "recipe": {
+            "encoder_momentum": callbacks.target_momentum.encoder_momentum,
+            "final_encoder_momentum": callbacks.target_momentum.final_encoder_momentum,
+            "ema_update_on": callbacks.target_momentum.update_on,
+            "checkpoint_interval": callbacks.model_checkpoint.every_n_train_steps,
+        },
+    }
+
+
 def data_from_original(config: Mapping[str, Any]) -> dict[str, Any]:
-    keys = (
-        "sampling_frequency",
-        "channel_size",
-        "min_block_size",
-        "min_keep_ratio",
-        "max_keep_ratio",
-        "batch_size",
-    )
-    data = {k: config[k] for k in keys if k in config}
+    data = {k: config[k] for k in DATA_KEYS if k in config}
     data["sources"] = {SOURCE_KEYS.get(k, k): {"weight": w} for k, w in config.get("datasets", {}).items()}
     return data
 
@@ -169,6 +184,7 @@ def original_to_lightning(ckpt: Mapping[str, Any]) -> dict[str, Any]:
             "optim": optim,
             "compile": False,
             "data": data_from_original(config),
+            "recipe": recipe_from_original(config),
             "original_config": config,
         },
     }
@@ -178,16 +194,20 @@ def original_config(hp: Mapping[str, Any]) -> dict[str, Any]:
     """The original's 36-key pre-training config from our hyper-parameters (verbatim if we have it)."""
     if "original_config" in hp:
         return dict(hp["original_config"])
-    model, optim, data = hp["model"], hp.get("optim", {}), hp.get("data") or {}
+    paper = paper_recipe()
+    model = hp["model"]
+    optim = {**paper["optim"], **(hp.get("optim") or {})}
+    data = {**paper["data"], **{k: v for k, v in (hp.get("data") or {}).items() if v is not None}}
+    recipe = {**paper["recipe"], **{k: v for k, v in (hp.get("recipe") or {}).items() if v is not None}}
     inverse = {v: k for k, v in SOURCE_KEYS.items()}
     return {
-        "sampling_frequency": int(data.get("sampling_frequency", 500)),
+        "sampling_frequency": int(data["sampling_frequency"]),
         "channels": list(model["channels"]),
         "channel_size": int(model["channel_size"]),
         "patch_size": int(model["patch_size"]),
-        "min_block_size": int(data.get("min_block_size", 10)),
-        "min_keep_ratio": float(data.get("min_keep_ratio", 0.15)),
-        "max_keep_ratio": float(data.get("max_keep_ratio", 0.25)),
+        "min_block_size": int(data["min_block_size"]),
+        "min_keep_ratio": float(data["min_keep_ratio"]),
+        "max_keep_ratio": float(data["max_keep_ratio"]),
         "datasets": {inverse.get(k, k): float(v["weight"]) for k, v in data.get("sources", {}).items()},
         **{k: model[k] for k in ("dim", "depth", "num_heads", "pred_dim", "pred_depth", "pred_num_heads")},
         "mlp_ratio": float(model["mlp_ratio"]),
@@ -198,20 +218,20 @@ def original_config(hp: Mapping[str, Any]) -> dict[str, Any]:
         "bias": bool(model["bias"]),
         "norm_eps": float(model["norm_eps"]),
         "layer_scale_eps": float(model["layer_scale_eps"]),
-        "steps": int(optim.get("steps", 100_000)),
-        "batch_size": int(data.get("batch_size", 2048)),
-        "encoder_momentum": float(optim.get("encoder_momentum", 0.998)),
-        "final_encoder_momentum": float(optim.get("final_encoder_momentum", 0.9995)),
-        "learning_rate": float(optim.get("learning_rate", 1e-3)),
-        "final_learning_rate": float(optim.get("final_learning_rate", 1e-6)),
-        "learning_rate_warmup_steps": int(optim.get("learning_rate_warmup_steps", 10_000)),
-        "weight_decay": float(optim.get("weight_decay", 0.01)),
-        "final_weight_decay": float(optim.get("final_weight_decay", 0.1)),
-        "opt_betas": [float(b) for b in optim.get("opt_betas", (0.9, 0.99))],
-        "opt_eps": float(optim.get("opt_eps", 1e-6)),
+        "steps": int(optim["steps"]),
+        "batch_size": int(data["batch_size"]),
+        "encoder_momentum": float(recipe["encoder_momentum"]),
+        "final_encoder_momentum": float(recipe["final_encoder_momentum"]),
+        "learning_rate": float(optim["learning_rate"]),
+        "final_learning_rate": float(optim["final_learning_rate"]),
+        "learning_rate_warmup_steps": int(optim["learning_rate_warmup_steps"]),
+        "weight_decay": float(optim["weight_decay"]),
+        "final_weight_decay": float(optim["final_weight_decay"]),
+        "opt_betas": [float(b) for b in optim["opt_betas"]],
+        "opt_eps": float(optim["opt_eps"]),
         "gradient_clip": 0,
         "gradient_accumulation_steps": int(hp.get("accumulate_grad_batches", 1)),
-        "checkpoint_interval": int(optim.get("checkpoint_interval", 10_000)),
+        "checkpoint_interval": int(recipe["checkpoint_interval"]),
     }
 
 

@@ -37,11 +37,6 @@ class OptimConfig:
     opt_betas: tuple[float, float]
     opt_eps: float
     fused: bool | None
-    # Read by the callbacks (kept here so the whole pre-training recipe is one validated block).
-    encoder_momentum: float
-    final_encoder_momentum: float
-    ema_update_on: str
-    checkpoint_interval: int
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> OptimConfig:
@@ -69,8 +64,9 @@ class JEPAModule(ClipWithoutScaler):
             before every checkpoint and at the end of training). 1 stops before the optimiser step of
             the first non-finite loss; larger values avoid a host-device sync per step on GPUs. Either
             way no checkpoint or export of a non-finite state is written.
-        data, accumulate_grad_batches: recorded with the checkpoint (provenance, conversion to the
-            original layout); not used for training.
+        data, accumulate_grad_batches, recipe: recorded with the checkpoint (provenance, conversion to the
+            original layout); not used for training. ``recipe``: the EMA callback's momentum ramp and update
+            mode and the checkpoint interval.
     """
 
     def __init__(
@@ -80,6 +76,7 @@ class JEPAModule(ClipWithoutScaler):
         finite_check_interval: int = 1,
         data: Mapping[str, Any] | None = None,
         accumulate_grad_batches: int = 1,
+        recipe: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
