@@ -54,12 +54,17 @@ class DumpRecords:
         return replace(self, dump_of=self.dump_of[positions], rows=self.rows[positions])
 
     def lengths(self) -> np.ndarray:
-        return np.array([self.dumps[d].lengths[r] for d, r in zip(self.dump_of, self.rows, strict=True)], np.int64)
+        lengths = np.zeros(len(self.rows), dtype=np.int64)
+        for d, dump in enumerate(self.dumps):
+            mine = self.dump_of == d
+            lengths[mine] = dump.lengths[self.rows[mine]]
+        return lengths
 
     def read(self, i: int, offset: int, size: int) -> np.ndarray:
         """(size, 12) float16 samples of record ``i``; raises :class:`DumpError` on non-finite values."""
-        dump, row = self.dumps[int(self.dump_of[i])], int(self.rows[i])
-        x = dump.read(row, offset, size)
+        dump, row = self.dumps[self.dump_of[i]], self.rows[i]
+        start = dump.starts[row] + offset
+        x = dump.signals[start : start + size]
         if not np.isfinite(x).all():
             raise DumpError(
                 f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[row]!r} (row {row}); "
