@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ecgjepa.data.signal import CANONICAL_LEADS
+
 TARGET_FS = 500
 # Records per part file are chosen so that one chunk holds about this many 500 Hz samples
 # (~24 MB as float16), which bounds memory for 10-s records and 30-min records alike.
 CHUNK_SAMPLES = 1_000_000
 
-STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 MIMIC_LEADS = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
 
 Reader = Literal["ptbxl", "mimic_iv_ecg", "code15", "challenge2021", "folder"]
@@ -63,7 +64,7 @@ class SourceSpec:
 def _challenge(slug: str, folder: str, fs: float, duration_s: float, **kwargs: object) -> SourceSpec:
     folders = (folder,) if folder == slug else (folder, slug)
     layout = _CHALLENGE_LAYOUT.format(folder=folder)
-    return SourceSpec(slug, "challenge2021", fs, STANDARD_LEADS, duration_s, folders, layout, **kwargs)
+    return SourceSpec(slug, "challenge2021", fs, CANONICAL_LEADS, duration_s, folders, layout, **kwargs)
 
 
 SOURCES: dict[str, SourceSpec] = {
@@ -73,7 +74,7 @@ SOURCES: dict[str, SourceSpec] = {
             "ptbxl",
             "ptbxl",
             500,
-            ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"),
+            CANONICAL_LEADS,
             10,
             ("ptbxl",),
             "the PTB-XL release: ptbxl_database.csv plus records500/NNNNN/NNNNN_hr.{hea,dat} "
@@ -94,7 +95,7 @@ SOURCES: dict[str, SourceSpec] = {
             "code15",
             "code15",
             400,
-            ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"),
+            CANONICAL_LEADS,
             10.24,
             ("code15", "code-15"),
             "the CODE-15% release: exams.csv (columns exam_id, trace_file) plus exams_partK.hdf5 files "
@@ -138,7 +139,7 @@ def folder_spec(name: str, min_seconds: float) -> SourceSpec:
         name,
         "folder",
         float("nan"),
-        STANDARD_LEADS,
+        CANONICAL_LEADS,
         10.0,
         (),
         FOLDER_LAYOUT,

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from ecgjepa.cli import command, parse_key_values
 from ecgjepa.data.signal import lead_permutation, resample
+from ecgjepa.data.transforms import normalise
 from ecgjepa.formats.original import SOURCE_KEYS
 from ecgjepa.formats.resolve import resolve_encoder
 from ecgjepa.models import VisionTransformer
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     if args.get("normalize", "true").lower() != "false":
         c = normalisation_constants(resolved.preprocess, resolved.original_sources, args.get("source"))
-        x = np.clip((x - c["mean"][None, :, None]) / c["std"][None, :, None], -5, 5).astype(np.float32)
+        x = normalise(x, c["mean"][None, :, None], c["std"][None, :, None]).astype(np.float32)
     z = embed(encoder, x, args.get("tokens", "false").lower() == "true", int(args.get("batch_size", 64)))
     Path(args["output"]).parent.mkdir(parents=True, exist_ok=True)
     np.save(args["output"], z)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import wfdb
 
-from ecgjepa.data.transforms import normalize
+from ecgjepa.data.transforms import normalise
 from ecgjepa.formats.files import load_file
 from ecgjepa.formats.layouts import load_encoder_state, load_into, model_config_from_original
 from ecgjepa.models import VisionTransformer
@@ -108,5 +108,5 @@ def test_preprocessing_of_the_real_records_is_bit_exact(golden: dict, original: 
     mean, std = np.asarray(pre["mean"], np.float16), np.asarray(pre["std"], np.float16)
     for row, ecg_id in enumerate(golden["ecg_id"]):
         signal, _ = wfdb.rdsamp(str(DATA / "ptbxl" / "records500" / "00000" / f"{ecg_id:05d}_hr"))
-        x = normalize(signal.astype(np.float16), mean, std).T.astype(np.float32)
+        x = normalise(signal.astype(np.float16), mean, std).T.astype(np.float32)
         np.testing.assert_array_equal(x, golden["x"][row])

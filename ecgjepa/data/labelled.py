@@ -30,6 +30,7 @@ from ecgjepa.data.splits import (
     stratified_subset,
     undefined_auroc_classes,
 )
+from ecgjepa.data.transforms import normalise
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,8 @@ def listed(names: Sequence[object], limit: int = 5) -> str:
 def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(samples, 12) dumped float16 values -> (12, samples) float32 model input: z-scored per lead with the
     training folds' statistics in float32, clipped to +-5 and rounded to float16."""
-    x = np.clip((x.astype(np.float32) - mean) / std, -5.0, 5.0).astype(np.float16).astype(np.float32)
-    return np.ascontiguousarray(x.T)
+    x = normalise(x.astype(np.float32), mean.astype(np.float32), std.astype(np.float32))
+    return np.ascontiguousarray(x.astype(np.float16).astype(np.float32).T)
 
 
 def train_statistics(records: DumpRecords, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from ecgjepa.data.dumps import DumpError, SourceDump
 from ecgjepa.data.masks import BlockMaskCollator
 from ecgjepa.data.sample import require_data_dir
 from ecgjepa.data.signal import CANONICAL_LEADS
-from ecgjepa.data.transforms import normalize
+from ecgjepa.data.transforms import normalise
 
 
 @dataclass
@@ -120,7 +120,7 @@ class MixtureBatches(IterableDataset):
             rows[i] = source_rows[rng.integers(len(source_rows))]
             offset = int(rng.integers(dump.lengths[rows[i]] - self.channel_size + 1))
             raw[i] = dump.read(rows[i], offset, self.channel_size)
-        x = normalize(raw, self.mean[choice][:, None], self.std[choice][:, None])
+        x = normalise(raw, self.mean[choice][:, None], self.std[choice][:, None])
         finite = np.isfinite(x).all(axis=(1, 2))
         if not finite.all():
             i = int(np.flatnonzero(~finite)[0])
