@@ -4,19 +4,24 @@ as a dump, composed configs."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from omegaconf import DictConfig
 
+from data_prep.common import dump_source
+from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import register_resolvers
 
@@ -169,7 +174,6 @@ STAND_IN_DUMPS = {"code15": "georgia", "st_petersburg": "ningbo", "cpsc_extra": 
 def source_dumps(tmp_path_factory: pytest.TempPathFactory, ptbxl_dir: Path) -> Path:
     """A data root with the dumps of ptbxl (ecg_id 1-40, 500 Hz), mimic_iv_ecg, cpsc, georgia, ningbo,
     chapman_shaoxing and ptb, and a folder source ``own_corpus``, made by ``data_prep`` from tests/data."""
-    from data_prep.common import dump_source
     from data_prep.sources import folder_spec
 
     root = tmp_path_factory.mktemp("dumps")
@@ -260,3 +264,46 @@ def eval_cfg(tmp_path: Path, sample_data_dir: Path):
         return compose_config("eval", [*short_evaluation(sample_data_dir), *overrides], output_dir or tmp_path)
 
     return make
+
+
+Edit = Callable[[np.ndarray, pd.DataFrame, dict], tuple[np.ndarray, pd.DataFrame, dict]]
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def make_dump(sample_data_dir: Path, root: Path, edit: Edit | None = None, records: int | None = None) -> Path:
+    """A copy of the sample's PTB-XL dump (the first ``records`` only) under ``root/ptbxl``, after ``edit``."""
+    src, dst = sample_data_dir / "sample" / "ptbxl", root / "ptbxl"
+    dst.mkdir(parents=True)
+    index = pd.read_csv(src / "index.csv")
+    if records is not None:
+        index = index.iloc[:records]
+    signals = np.array(np.load(src / "signals.npy", mmap_mode="r")[: int((index["start"] + index["length"]).max())])
+    meta = json.loads((src / "meta.json").read_text())
+    if edit is not None:
+        signals, index, meta = edit(signals, index, meta)
+    if signals is not None:
+        np.save(dst / "signals.npy", signals)
+    if index is not None:
+        index.to_csv(dst / "index.csv", index=False)
+    if meta is not None:
+        (dst / "meta.json").write_text(json.dumps(meta))
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        shutil.copyfile(src / name, dst / name)
+    return root
+
+
+def pretrain_on(train_cfg, data_dir: Path, out: Path, *overrides: str):
+    return train_run(
+        train_cfg(f"data.data_dir={data_dir}", "data.sources.ptbxl.folds=null", *overrides, output_dir=out)
+    )
+
+
+def env_for(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "ECGJEPA_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)

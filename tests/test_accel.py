@@ -312,3 +312,19 @@ def test_cpu_bf16_attention_auto_follows_the_cpu(cpu_features) -> None:
     assert accel(cpu_bf16_attention="auto").for_device("cpu").cpu_bf16_attention is True
     with pytest.raises(ValueError, match="accel.cpu_bf16_attention: expected true, false or auto, got 'yes'"):
         accel(cpu_bf16_attention="yes")
+
+
+def test_float32_precision_is_checked_and_covers_cudnn() -> None:
+    from ecgjepa.accel.precision import set_float32_precision
+
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        with pytest.raises(ValueError, match="float32_matmul_precision: expected one of .* got 'fast'"):
+            set_float32_precision("fast")
+        set_float32_precision("highest")
+        assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+        set_float32_precision("high")
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]

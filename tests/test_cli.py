@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import pytest
 
 from ecgjepa.convert import main as convert_main
 from ecgjepa.embed import main as embed_main
+from ecgjepa.eval import run as eval_run
 from ecgjepa.export import main as export_main
 from ecgjepa.report import main as report_main
+from ecgjepa.train import run as train_run
 from tests.conftest import DATA, REPO, TINY
 
 
@@ -194,3 +197,13 @@ def test_eval_names_the_line_of_a_missing_record_in_a_labels_csv(tmp_path: Path)
         data_dir=tmp_path / "data",
     )
     assert_command_error(result, f"ecgjepa-eval: error: {labels}: record(s) not found: line 2:", "line 3: 'not/there'")
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_unwritable_output_directory_is_refused_before_any_work(train_cfg, eval_cfg, tmp_path: Path, command) -> None:
+    # Tests run as root, which ignores chmod: a folder below a regular file can never be created.
+    (tmp_path / "file.txt").write_text("")
+    out = tmp_path / "file.txt" / "out"
+    cfg = train_cfg(output_dir=out) if command == "train" else eval_cfg("encoder=vit_tiny", output_dir=out)
+    with pytest.raises(PermissionError, match=re.escape(f"output directory {out} is not writable")):
+        (train_run if command == "train" else eval_run)(cfg)

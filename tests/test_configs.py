@@ -10,8 +10,11 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from ecgjepa.eval import run as eval_run
+from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import conf_dir
+from tests.conftest import files_under
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 PAPER = {
@@ -80,3 +83,11 @@ def test_cli_prints_the_paper_configuration_from_any_directory(tmp_path: Path) -
         check=True,
     ).stdout
     assert "dim: 384" in out and "global_batch_size: 2048" in out and "steps: 100000" in out
+
+
+def test_unknown_optim_and_protocol_keys_are_named(train_cfg, eval_cfg, tmp_path: Path) -> None:
+    with pytest.raises(Exception, match=r"unknown optim config key\(s\) \['learning_rat'\]; valid keys"):
+        train_run(train_cfg("+optim.learning_rat=1", output_dir=tmp_path / "out"))
+    with pytest.raises(ValueError, match=r"unknown protocol config key\(s\) \['stepz'\]; valid keys: \[.*'steps'"):
+        eval_run(eval_cfg("encoder=vit_tiny", "+protocol.stepz=1", output_dir=tmp_path / "out"))
+    assert files_under(tmp_path / "out") == []

@@ -534,3 +534,20 @@ def test_folder_errors_name_what_is_missing(tmp_path: Path, capsys: pytest.Captu
     assert "m.csv: missing column(s) ['file', 'sampling_rate', 'leads']" in capsys.readouterr().err
     assert main(["folder", "--raw", str(tmp_path), "--out", str(tmp_path / "o"), "--name", "ptbxl"]) == 2
     assert "one of the public sources" in capsys.readouterr().err
+
+
+def test_bad_leads_and_rates_go_to_rejects(tmp_path: Path) -> None:
+    georgia = DATA / "challenge2021" / "georgia"
+    raw = tmp_path / "georgia"
+    raw.mkdir()
+    write_like(georgia / "E07500", "good", raw, lambda x, names: (x, names))
+    write_like(georgia / "E07500", "lead_x", raw, lambda x, names: (x, [*names[:11], "X"]))
+    write_like(georgia / "E07500", "zero_hz", raw, lambda x, names: (x, names))
+    header = raw / "zero_hz.hea"  # wfdb refuses to write fs=0, so edit the header it wrote
+    header.write_text(header.read_text().replace("zero_hz 12 500 ", "zero_hz 12 0 ", 1))
+
+    result = dump_source("georgia", raw, tmp_path / "out", workers=1, progress=False)
+    assert (result.num_records, result.num_rejected) == (1, 2)
+    reasons = pd.read_csv(tmp_path / "out" / "georgia" / "rejects.csv").set_index("record_id")["reason"]
+    assert "missing leads ['V6']; unknown leads ['X']" in reasons["lead_x"]
+    assert "fs_in must be a positive finite sampling rate, got 0.0" in reasons["zero_hz"]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -17,7 +22,7 @@ from ecgjepa.formats.files import CheckpointError
 from ecgjepa.models import ModelConfig
 from ecgjepa.modules.classifier import ClassifierModule, crop_batch
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import DATA, OriginalFixture
+from tests.conftest import DATA, REPO, OriginalFixture, env_for
 
 PROTOCOL_LINEAR = load_group_option("protocol", "linear")
 
@@ -204,12 +209,10 @@ def test_embed_wfdb_folder_resamples_and_normalises(tmp_path: Path, tiny_encoder
 
 @pytest.mark.slow
 def test_seed_sweep_and_report(tmp_path: Path, sample_data_dir: Path) -> None:
-    import os
     import subprocess
     import sys
 
     from ecgjepa.report import main as report_main
-    from tests.conftest import REPO
 
     sweep = tmp_path / "sweep"
     cmd = [
@@ -261,7 +264,6 @@ def test_a_killed_evaluation_resumes(eval_cfg, tmp_path: Path) -> None:
 def test_fused_adamw_is_clipped_under_bf16_autocast() -> None:
     """Lightning's mixed-precision plugin refuses to clip for fused AdamW (the CUDA default); bf16 has no
     gradient scaler, so the module clips the true-scale gradients itself."""
-    import lightning as L
 
     module = ClassifierModule(
         ModelConfig(32, 2, 2, 16, 2, 2).to_dict(), {**PROTOCOL_LINEAR, "fused": True}, 5, "multilabel", 500
@@ -283,3 +285,84 @@ def test_fused_adamw_is_clipped_under_bf16_autocast() -> None:
 def test_linear_probe_with_fused_adamw_in_bf16(eval_cfg, tmp_path: Path) -> None:
     metrics = run(eval_cfg("encoder=vit_tiny", "trainer.precision=bf16-mixed", "protocol.fused=true"))
     assert 0.0 <= metrics["test_auroc"] <= 1.0
+
+
+EVAL_ARGS = [
+    "dataset=ptbxl_sample",
+    "logger=none",
+    "callbacks.lr_monitor=null",
+    "task=superdiagnostic",
+    "protocol.batch_size=16",
+    # odd-sized folds (57 and 47 records): DistributedSampler pads rank 1 with a repeated record
+    "dataset.val_fold=1",
+    "dataset.test_fold=5",
+]
+
+
+@pytest.mark.slow
+def test_ddp_evaluation_of_a_fixed_checkpoint_matches_one_process(
+    eval_cfg, tiny_encoder_run: Path, tmp_path: Path, sample_data_dir: Path
+) -> None:
+    from ecgjepa.eval import run as eval_run
+
+    # A fixed classifier (encoder + trained attentive head), then evaluated with protocol.steps=0.
+    eval_run(eval_cfg(f"encoder={tiny_encoder_run}", output_dir=tmp_path / "linear"))
+    fixed = [f"encoder={tmp_path / 'linear'}", "protocol.steps=0", *EVAL_ARGS]
+    single = eval_run(eval_cfg(*fixed, output_dir=tmp_path / "single"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "ecgjepa.eval",
+        *fixed,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        f"hydra.run.dir={tmp_path / 'ddp'}",
+    ]
+    result = subprocess.run(
+        cmd, cwd=tmp_path, env=env_for(sample_data_dir), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count("starting from the classifier (encoder + head)") == 2  # both ranks ran
+    assert output.count("test macro AUROC") == 1  # ... and only rank 0 wrote the outputs
+
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert ddp["num_records"] == single["num_records"]
+    assert (single["num_records"]["val"], single["num_records"]["test"]) == (57, 47)
+    assert ddp["test_auroc"] == pytest.approx(single["test_auroc"], abs=1e-6)
+    assert ddp["val_auroc"] == pytest.approx(single["val_auroc"], abs=1e-6)
+    one, two = np.load(tmp_path / "single" / "predictions.npz"), np.load(tmp_path / "ddp" / "predictions.npz")
+    for key in ("val", "test"):
+        np.testing.assert_array_equal(one[f"{key}_targets"], two[f"{key}_targets"])  # same records, same order
+        np.testing.assert_allclose(one[f"{key}_predictions"], two[f"{key}_predictions"], rtol=0, atol=1e-6)
+    rank1_log = (tmp_path / "ddp" / "train_ddp_process_1.log").read_text()
+    assert "test macro AUROC" not in rank1_log
+    assert not list((tmp_path / "ddp").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_multirun_with_ddp_is_refused_fast(tmp_path: Path, sample_data_dir: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "ecgjepa.eval",
+        "-m",
+        "seed=0,1",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "encoder=vit_tiny",
+        *EVAL_ARGS,
+        "protocol.steps=1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    started = time.monotonic()
+    result = subprocess.run(
+        cmd, cwd=tmp_path, env=env_for(sample_data_dir), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "a Hydra multirun cannot launch DDP jobs (trainer=ddp)" in result.stderr
+    assert not list((tmp_path / "sweep").rglob("metrics.json"))
+    assert not list((tmp_path / "sweep").rglob("*.ckpt"))
+    assert time.monotonic() - started < 60

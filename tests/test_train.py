@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from ecgjepa.callbacks.target_momentum import ema_update
 from ecgjepa.formats.export import read_export
+from ecgjepa.formats.files import CheckpointError
 from ecgjepa.train import run
-from tests.conftest import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder
+from ecgjepa.train import run as train_run
+from ecgjepa.utils.hydra import resolve_ckpt_path
+from tests.conftest import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder, env_for, files_under, load
 
 
 def last_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -160,7 +167,6 @@ def test_two_process_ddp_on_cpu_shares_the_global_batch(tmp_path: Path, sample_d
     [(32, None, 1, (32, 32)), (32, None, 4, (32, 128)), (None, 2048, 8, (256, 2048)), (256, 2048, 8, (256, 2048))],
 )
 def test_batch_size_and_global_batch_size(per_device, total, world, expected) -> None:
-    from omegaconf import OmegaConf
 
     from ecgjepa.train import set_batch_size
 
@@ -178,7 +184,6 @@ def test_batch_size_and_global_batch_size(per_device, total, world, expected) ->
     ],
 )
 def test_a_batch_that_does_not_divide_is_refused(per_device, total, world, message) -> None:
-    from omegaconf import OmegaConf
 
     from ecgjepa.train import set_batch_size
 
@@ -198,3 +203,108 @@ def test_the_trainer_applies_the_original_schedules_at_each_step(train_cfg, ema_
     assert recorder.lr == pytest.approx(golden["lr"], rel=1e-12)
     assert recorder.weight_decay == pytest.approx(golden["wd"], rel=1e-9)
     assert ema_momenta == pytest.approx(golden["momentum"], rel=1e-12)
+
+
+def test_resuming_another_model_size_or_a_classifier_is_refused(
+    train_cfg, tiny_encoder_run: Path, tmp_path: Path
+) -> None:
+    tiny = tiny_encoder_run / "checkpoints" / "last.ckpt"
+    message = rf"{re.escape(str(tiny))}: the checkpoint's model differs from model=.*'dim': \(32, 192\)"
+    with pytest.raises(CheckpointError, match=message):
+        train_run(train_cfg("model=vit_xs", f"ckpt_path={tiny}", output_dir=tmp_path / "out"))
+    classifier = tmp_path / "classifier.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"protocol": {}, "model": {}}}, classifier)
+    message = re.escape(f"{classifier}: a lightning-eval checkpoint cannot resume pre-training")
+    with pytest.raises(CheckpointError, match=message):
+        train_run(train_cfg(f"ckpt_path={classifier}", output_dir=tmp_path / "out"))
+    assert files_under(tmp_path / "out") == []
+
+
+STEPS = 30
+
+
+def train_command(run_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ecgjepa.train",
+        "debug=fast",
+        "seed=7",
+        "data.batch_size=8",
+        f"trainer.max_steps={STEPS}",
+        f"optim.steps={STEPS}",
+        "callbacks.model_checkpoint.every_n_train_steps=1",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+
+
+def kill_after_checkpoint(cmd: list[str], run_dir: Path, env: dict[str, str], step: int) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``step_<step>.ckpt`` exists (it may be writing the next one)."""
+    marker = run_dir / "checkpoints" / f"step_{step:06d}.ckpt"
+    proc = subprocess.Popen(cmd, cwd=run_dir.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {stderr.decode()[-3000:]}"
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path, sample_data_dir: Path) -> None:
+    env = env_for(sample_data_dir)
+    straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
+    kill_after_checkpoint(train_command(killed_dir), killed_dir, env, step=3)
+    steps_on_disk = [load(p)["global_step"] for p in (killed_dir / "checkpoints").glob("*.ckpt")]
+    assert max(steps_on_disk) < STEPS, "the kill came too late to interrupt the run"
+
+    for cmd in (train_command(killed_dir, "ckpt_path=last"), train_command(straight_dir)):
+        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        if "ckpt_path=last" in cmd:
+            assert "resuming from" in done.stdout + done.stderr
+
+    reference, result = load(straight_dir / "checkpoints" / "last.ckpt"), load(killed_dir / "checkpoints" / "last.ckpt")
+    assert reference["global_step"] == result["global_step"] == STEPS
+    assert reference["state_dict"].keys() == result["state_dict"].keys()
+    for key, value in reference["state_dict"].items():
+        assert torch.equal(value, result["state_dict"][key]), key
+    for ref_state, res_state in zip(
+        reference["optimizer_states"][0]["state"].values(), result["optimizer_states"][0]["state"].values(), strict=True
+    ):
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(ref_state[key], res_state[key])
+    assert not list((killed_dir / "checkpoints").glob("*.tmp")), "a leftover .tmp was not replaced"
+
+
+def test_resume_skips_half_written_and_truncated_checkpoints(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    good = {"state_dict": {"w": torch.arange(1000.0)}, "global_step": 3}
+    torch.save(good, folder / "step_000003.ckpt")
+    data = (folder / "step_000003.ckpt").read_bytes()
+    (folder / "last.ckpt").write_bytes(data[: len(data) // 2])  # a truncated newest checkpoint
+    (folder / "step_000004.ckpt.tmp").write_bytes(data[:100])  # a write killed half-way
+    (folder / "step_000004.ckpt").write_bytes(b"")  # an empty file under a final name
+    now = time.time()
+    for age, name in enumerate(("step_000004.ckpt.tmp", "step_000004.ckpt", "last.ckpt", "step_000003.ckpt")):
+        os.utime(folder / name, (now - age, now - age))
+    assert resolve_ckpt_path("last", tmp_path) == str(folder / "step_000003.ckpt")
+    assert resolve_ckpt_path(str(tmp_path), "/unused") == str(folder / "step_000003.ckpt")
+    (folder / "step_000003.ckpt").unlink()
+    assert resolve_ckpt_path("last", tmp_path) is None  # nothing readable: start afresh
+    with pytest.raises(FileNotFoundError, match=rf"no readable \*\.ckpt in {folder}"):
+        resolve_ckpt_path(str(folder), tmp_path)
+
+
+def test_wandb_offline_without_network_or_key(train_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = train_cfg("logger=wandb", "trainer.max_steps=2")
+    assert cfg.logger.wandb.offline is True
+    metrics = run(cfg)
+    assert np.isfinite(metrics["train/loss"])
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
