@@ -158,11 +158,7 @@ def make_step(
             ema_update(module.target_encoder, module.encoder, 0.999)
 
         return step, lambda: compile_submodules(module)
-    protocol = {
-        "linear": {"name": "linear", "frozen": True, "attn_pooling": True, "gradient_clip": 1.0},
-        "finetune": {"name": "finetune", "frozen": False, "attn_pooling": False, "dropout": 0.05, "gradient_clip": 0.0},
-        "eval": {"name": "linear", "frozen": True, "attn_pooling": True},
-    }[work]
+    protocol = load_group_option("protocol", {"linear": "linear", "finetune": "finetune", "eval": "linear"}[work])
     module = accel.apply(ClassifierModule(cfg.to_dict(), protocol, 71, "multilabel", 500).to(device))
     if work == "eval":
         module.eval()

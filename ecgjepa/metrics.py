@@ -135,16 +135,18 @@ def bootstrap_r2(targets: np.ndarray, values: np.ndarray, n: int = 100, seed: in
     targets, values = np.asarray(targets, dtype=np.float64)[:, 0], np.asarray(values, dtype=np.float64)[:, 0]
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    if np.ptp(targets) == 0:
+        raise ValueError(f"R² is undefined: all {len(targets)} test targets equal {targets[0]:g}")
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(n):
         rows = rng.integers(0, len(targets), len(targets))
         total = np.square(targets[rows] - targets[rows].mean()).sum()
         scores.append(1 - np.square(targets[rows] - values[rows]).sum() / total if total > 0 else np.nan)
-    values_ = np.asarray(scores)
+    kept = np.asarray(scores)[np.isfinite(scores)]  # a resample of one repeated record has no R²
     return {
-        "mean": float(np.nanmean(values_)),
-        "low": float(np.nanpercentile(values_, 2.5)),
-        "high": float(np.nanpercentile(values_, 97.5)),
-        "scores": values_[np.isfinite(values_)],
+        "mean": float(kept.mean()),
+        "low": float(np.percentile(kept, 2.5)),
+        "high": float(np.percentile(kept, 97.5)),
+        "scores": kept,
     }

@@ -38,12 +38,15 @@ def sh(args: list[str]) -> None:
 def pooled_linear_probe(pretrain: Path, seeds: int) -> tuple[list[float], list[float]]:
     """Test macro AUROC of a logistic regression on mean-pooled tokens (the online probe's method) for the
     JEPA encoder and for ``seeds`` randomly initialised ViT-XS."""
+    from hydra.utils import instantiate
+
     from ecgjepa import load_encoder
-    from ecgjepa.callbacks.online_probe import OnlineProbe
     from ecgjepa.eval import random_init_config
     from ecgjepa.models import ModelConfig, VisionTransformer
+    from ecgjepa.utils.hydra import compose_config
 
-    probe = OnlineProbe(str(ROOT / "data" / "sample"), str(ROOT / "data" / "sample" / "ptbxl"), max_train_records=10**6)
+    cfg = compose_config("train", [f"paths.data_dir={ROOT / 'data'}"], pretrain)
+    probe = instantiate(cfg.callbacks.online_probe, max_train_records=10**6)
     device = torch.device("cpu")
     jepa = probe.evaluate(load_encoder(str(pretrain)), device, "test")
     randoms = []

@@ -156,3 +156,15 @@ def test_a_record_lacking_a_lead_is_named_and_the_dump_is_kept(tmp_path: Path) -
     dm = datamodule(path, tmp_path / "data", "dataset.unusable_records=drop")
     dm.setup()
     assert sum(len(ds) for ds in dm.datasets.values()) == 39 and "no_v3" not in np.concatenate(list(dm.ids.values()))
+
+
+def test_record_names_that_look_like_numbers_keep_their_text(tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    meta = ptbxl_metadata().iloc[:12]
+    for i, name in enumerate(meta["filename_hr"]):  # real records, saved under the names 001 ... 012
+        write_like(DATA / "ptbxl" / name, f"{i + 1:03d}", labels, lambda x, n: (x, n))
+    names = [f"{i + 1:03d}" for i in range(12)]
+    path = write_labels(labels, "sex.csv", {"sex": meta["sex"].tolist()}, names)
+    records = datamodule(path, tmp_path / "data").load_records()
+    assert list(records.ids) == names

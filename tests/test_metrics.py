@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ecgjepa.metrics import bootstrap_auroc, macro_auroc, per_class_auroc
+from ecgjepa.metrics import bootstrap_auroc, bootstrap_r2, macro_auroc, per_class_auroc
 
 
 def random_case(seed: int, records: int = 300, classes: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +86,8 @@ def test_bootstrap_refuses_a_class_without_positive() -> None:
     targets[:, 1] = 0
     with pytest.raises(ValueError, match="undefined"):
         bootstrap_auroc(targets, probs, n=10)
+
+
+def test_bootstrap_r2_names_constant_targets() -> None:
+    with pytest.raises(ValueError, match="R² is undefined: all 4 test targets equal 60"):
+        bootstrap_r2(np.full((4, 1), 60.0), np.arange(4.0)[:, None])

@@ -48,7 +48,8 @@ class OnlineProbe(L.Callback):
 
     Args:
         dataset: keyword arguments of :class:`~ecgjepa.data.ptbxl_datamodule.PTBXLDataModule` (data_dir,
-            metadata_dir, task, folds, rate, record_duration, bundled_sample); whole records, no crops.
+            metadata_dir, task, val_fold, test_fold, sampling_frequency, record_duration, bundled_sample); whole
+            records, no crops.
         every_n_steps: probing interval in optimizer steps.
         max_train_records, max_val_records: caps that keep the probe cheap on large dumps.
         batch_size: records per forward pass.

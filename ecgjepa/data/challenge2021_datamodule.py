@@ -61,7 +61,7 @@ class Challenge2021DataModule(LabelledDataModule):
         for source in self.sources:
             dump = self.check_dump(SourceDump(self.data_dir, source))
             dx = read_dx(dump)
-            record_ids = dump.index["record_id"].astype(str).tolist()
+            record_ids = dump.record_ids().tolist()
             dump_of += [len(dumps)] * len(record_ids)
             rows += range(len(record_ids))
             ids += [f"{source}/{rid}" for rid in record_ids]

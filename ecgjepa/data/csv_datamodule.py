@@ -7,8 +7,9 @@
 ``record`` is a WFDB record (``g1/E00001`` for ``g1/E00001.hea``) or an array file (``.npy``, ``.h5``; then the
 row also needs ``sampling_rate`` and ``leads`` columns, as in the manifest of ``python -m data_prep folder``),
 relative to the CSV's folder. Several 0/1 label columns make a multi-label task, one categorical column a
-multi-class one, one numeric column with ``kind=regression`` a regression. An optional ``fold`` column (1-10)
-gives the folds; otherwise a seeded, stratified split into 10 folds is made.
+multi-class one, one numeric column with ``kind=regression`` a regression. An optional ``fold`` column of whole
+numbers gives the folds (``val_fold`` and ``test_fold`` are held out, every other fold trains); otherwise a
+seeded, stratified split into folds 1-10 is made.
 
 The records are read once (leads matched by name, resampled to the dumps' rate) into a dump under
 ``<data_dir>/labelled/<csv name>-<hash of its path>``, resumable like any ``data_prep`` dump, and rebuilt when
@@ -18,6 +19,7 @@ the CSV lists other records.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import sys
@@ -25,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from data_prep.common import dump_source, records_digest
 from data_prep.folder import ARRAY_SUFFIXES
 from data_prep.records import DataPrepError, RecordRef
-from data_prep.sources import folder_spec
+from data_prep.sources import SourceSpec, folder_spec
 from ecgjepa.data.dumps import SourceDump
 from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords, listed
 from ecgjepa.data.splits import KINDS, stratification_keys, stratified_folds
@@ -166,11 +169,11 @@ class CSVDataModule(LabelledDataModule):
     def _refs(self) -> list[RecordRef]:
         """The records of the rows, each checked to exist (a missing one stops here, naming its line)."""
         base, refs, missing = self.path.parent, [], []
-        for position, row in enumerate(self.table.itertuples(index=False)):
-            name = str(getattr(row, self.record_column))
+        for position, row in enumerate(self.table.to_dict("records")):
+            name = str(row[self.record_column])
             file = base / name
             if file.suffix in ARRAY_SUFFIXES:
-                fs, leads = getattr(row, "sampling_rate", None), getattr(row, "leads", None)
+                fs, leads = row.get("sampling_rate"), row.get("leads")
                 if not file.is_file():
                     missing.append(f"line {line_of(position)}: {name!r} ({file} not found)")
                 elif pd.isna(fs) or not isinstance(leads, str):
@@ -179,7 +182,7 @@ class CSVDataModule(LabelledDataModule):
                         "sampling_rate (Hz) and leads (comma-separated lead names)"
                     )
                 else:
-                    dataset = getattr(row, "dataset", "")
+                    dataset = row.get("dataset", "")
                     location = f"{file}::{dataset}" if isinstance(dataset, str) and dataset else str(file)
                     refs.append(RecordRef(name, location, fs=float(fs), leads=leads))
                 continue
@@ -200,8 +203,16 @@ class CSVDataModule(LabelledDataModule):
         stem = re.sub(r"[^A-Za-z0-9_-]", "_", self.path.stem)
         name = f"{stem}-{hashlib.sha256(str(self.path).encode()).hexdigest()[:8]}"
         meta = root / name / "meta.json"
-        stale = meta.is_file() and f'"records_sha256": "{records_digest(refs)}"' not in meta.read_text()
+        digest = records_digest(refs)
         spec = folder_spec(name, self.length / self.fs)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        # One process dumps; the other ranks of a multi-process run wait and find the finished dump.
+        with FileLock(root / name / ".lock"):
+            stale = meta.is_file() and json.loads(meta.read_text()).get("options") != {"records_sha256": digest}
+            self._dump_records(name, root, spec, refs, stale)
+        return self.check_dump(SourceDump(root, name))
+
+    def _dump_records(self, name: str, root: Path, spec: SourceSpec, refs: list[RecordRef], force: bool) -> None:
         try:
             dump_source(
                 name,
@@ -209,19 +220,18 @@ class CSVDataModule(LabelledDataModule):
                 root,
                 spec=spec,
                 refs=refs,
-                force=stale,
+                force=force,
                 workers=max(1, self.num_workers),
                 progress=sys.stderr.isatty(),
                 log=log.info,
             )
         except DataPrepError as err:
             raise LabelsError(str(err)) from None
-        return self.check_dump(SourceDump(root, name))
 
     def load_records(self) -> LabelledRecords:
         self._targets(self.table)  # label errors stop the run before any record is read
         dump = self._dump(self._refs())
-        row_of = {str(rid): i for i, rid in enumerate(dump.index["record_id"].astype(str))}
+        row_of = {rid: i for i, rid in enumerate(dump.record_ids())}
         names = self.table[self.record_column].astype(str).to_numpy()
         usable = np.array([name in row_of for name in names])
         if not usable.all():

@@ -115,12 +115,16 @@ class SourceDump:
     def __len__(self) -> int:
         return len(self.index)
 
+    def record_ids(self) -> np.ndarray:
+        """Each record's id as written in ``index.csv`` (text: ``001`` stays ``001``)."""
+        return pd.read_csv(self.dir / "index.csv", usecols=["record_id"], dtype=str)["record_id"].to_numpy()
+
     def record_folds(self) -> np.ndarray:
         """Each record's fold: the dump's own (PTB-XL ``strat_fold``) where it has them, else the fold its id
         gets from :func:`~ecgjepa.data.splits.record_fold` (the Challenge 2021 benchmark's folds)."""
         if "fold" in self.index.columns and self.index["fold"].notna().all():
             return self.index["fold"].to_numpy(dtype=np.int64)
-        return np.array([record_fold(str(rid)) for rid in self.index["record_id"]], dtype=np.int64)
+        return np.array([record_fold(rid) for rid in self.record_ids()], dtype=np.int64)
 
     def select(
         self, folds: list[int] | None = None, min_length: int = 0, exclude_folds: list[int] | None = None

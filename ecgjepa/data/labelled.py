@@ -64,8 +64,7 @@ class DumpRecords:
     def read(self, i: int, offset: int, size: int) -> np.ndarray:
         """(size, 12) float16 samples of record ``i``; raises :class:`DumpError` on non-finite values."""
         dump, row = self.dumps[self.dump_of[i]], self.rows[i]
-        start = dump.starts[row] + offset
-        x = dump.signals[start : start + size]
+        x = dump.read(row, offset, size)
         if not np.isfinite(x).all():
             raise DumpError(
                 f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[row]!r} (row {row}); "
@@ -162,12 +161,14 @@ class LabelledDataModule(L.LightningDataModule):
         task: the label set's name (reports group runs by it).
         kind: ``multilabel`` (sigmoid per class), ``multiclass`` (softmax) or ``regression`` (one value).
         val_fold, test_fold: folds held out (all others train).
-        crop_duration, crop_stride: seconds; ``crop_duration`` null = whole records.
+        crop_duration: seconds of the random training crop; null = whole records. ``crop_stride`` (the
+            evaluation crops' stride, applied by the module) is accepted so the protocol's crop settings
+            travel together.
         sampling_frequency, record_duration: the dumps' rate (Hz) and the seconds of each record used.
         batch_size, num_workers, pin_memory: loaders.
-        absent_classes: 'error' refuses a class without a positive (or negative) record in the training,
-            validation or test split (its AUROC is undefined); 'drop' leaves such classes out with a warning
-            naming them (for small datasets).
+        absent_classes: 'error' refuses a class without a positive (or negative) record in the validation or
+            test split (its AUROC is undefined); 'drop' leaves out the classes without a positive (or negative)
+            record in any split, with a warning naming them (for small datasets).
         train_fraction: train on this seeded, stratified fraction of the training folds (label efficiency).
         subset_seed: the seed of that subset.
         regression_loss: ``mse`` or ``l1`` (regression only).
@@ -207,7 +208,6 @@ class LabelledDataModule(L.LightningDataModule):
         self.fs = sampling_frequency
         self.length = round(record_duration * sampling_frequency)
         self.crop = None if crop_duration is None else round(crop_duration * sampling_frequency)
-        self.stride = None if crop_stride is None else round(crop_stride * sampling_frequency)
         if self.crop is not None and self.crop > self.length:
             raise ValueError(
                 f"crop_duration={crop_duration} s ({self.crop} samples) is longer than the records "
@@ -267,7 +267,7 @@ class LabelledDataModule(L.LightningDataModule):
                 self.train_fraction,
                 self.subset_seed,
             )
-        self.labelled, self.classes = labelled, labelled.classes
+        self.classes = labelled.classes
         self.ids = {name: labelled.ids[idx] for name, idx in splits.items()}
         self.mean, self.std = train_statistics(labelled.records.subset(splits["train"]), self.length)
         for name, idx in splits.items():
@@ -293,23 +293,28 @@ class LabelledDataModule(L.LightningDataModule):
         """Leave out the classes whose AUROC is undefined in a split (and, for a single-label task, the records
         left without a class)."""
         absent = undefined_auroc_classes(labelled.targets, splits)
+        if not absent.any():
+            return labelled
         if absent.all():
             raise ValueError(f"task {self.task}: no class has positive and negative records in every split")
-        if absent.any():
-            absent_names = np.asarray(labelled.classes)[absent]
-            log.warning(
-                "task %s: leaving out %d class(es) without a positive or negative record in a split: %s",
-                self.task,
-                absent.sum(),
-                listed(absent_names, limit=len(absent_names)),
-            )
+        absent_names = np.asarray(labelled.classes)[absent]
+        log.warning(
+            "task %s: leaving out %d class(es) without a positive or negative record in a split: %s",
+            self.task,
+            absent.sum(),
+            listed(absent_names, limit=len(absent_names)),
+        )
         kept = replace(
             labelled,
             classes=[c for c, a in zip(labelled.classes, absent, strict=True) if not a],
             targets=labelled.targets[:, ~absent],
         )
-        keep = kept.targets.sum(axis=1) > 0 if self.multiclass else np.ones(len(kept.ids), dtype=bool)
-        return kept.subset(np.flatnonzero(keep))
+        if not self.multiclass:
+            return kept
+        # A single-label task also loses the records of the dropped classes, which can leave another class
+        # without negatives in a split: repeat until every class is scorable.
+        kept = kept.subset(np.flatnonzero(kept.targets.sum(axis=1) > 0))
+        return self._drop_absent_classes(kept, split_by_folds(kept.folds, self.val_fold, self.test_fold))
 
     def target_scale(self) -> dict[str, Any]:
         """Regression: the training targets' mean and std (the head learns the standardised target) and the loss."""

@@ -140,17 +140,13 @@ def loops_state(step: int) -> dict[str, Any]:
     }
 
 
-def optim_config(optim: Mapping[str, Any]) -> OptimConfig:
-    return OptimConfig.from_dict(optim)
-
-
 def original_to_lightning(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     """An original full pre-training checkpoint as a resumable Lightning checkpoint of JEPAModule."""
     config = dict(ckpt["config"])
     model = model_config_from_original(config).to_dict()
     optim = optim_from_original(config)
     step = int(ckpt["step"])
-    cfg = optim_config(optim)
+    cfg = OptimConfig.from_dict(optim)
     # The original stores the learning rate of the step it took last; ours carries the one the next step uses.
     optimizer = {
         "state": ckpt["optimizer"]["state"],
@@ -248,7 +244,7 @@ def lightning_to_original(ckpt: Mapping[str, Any], minified: bool) -> dict[str, 
     step = int(ckpt["global_step"])
     groups = [{k: g[k] for k in ORIGINAL_GROUP_KEYS if k in g} for g in optimizer["param_groups"]]
     if step > 0:  # the original's groups carry the learning rate of the last step taken
-        last_lr = optim_config(optim_from_original(config)).lr_at(step - 1)
+        last_lr = OptimConfig.from_dict(optim_from_original(config)).lr_at(step - 1)
         groups = [{**g, "lr": last_lr} if "lr" in g else g for g in groups]
     return {
         "model": OrderedDict(state),

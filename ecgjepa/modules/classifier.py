@@ -199,6 +199,8 @@ class ClassifierModule(ClipWithoutScaler):
 
     def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.kind == "regression":
+            if len(targets) < 2:  # R² needs two records
+                return torch.tensor(float("nan"), device=outputs.device)
             return r2_score(outputs[:, 0], targets[:, 0])
         return multilabel_auroc(outputs, targets.long(), num_labels=targets.shape[1], average="macro")
 
