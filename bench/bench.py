@@ -36,7 +36,7 @@ import torch
 from ecgjepa.accel.precision import set_float32_precision
 from ecgjepa.utils.paths import conf_dir
 
-SIZES = {"vit_xs": (192, 8, 4, 96, 8, 4), "vit_s": (384, 8, 6, 192, 8, 6), "vit_b": (768, 12, 12, 384, 12, 12)}
+MODELS = ("vit_xs", "vit_s", "vit_b")  # options of conf/model
 WORKS = ("pretrain", "linear", "finetune", "eval", "loader")
 
 
@@ -130,13 +130,16 @@ def make_step(
 
     from ecgjepa.accel import Accel, compile_submodules
     from ecgjepa.callbacks.target_momentum import ema_update
+    from ecgjepa.data.signal import CANONICAL_LEADS
     from ecgjepa.models import ModelConfig
     from ecgjepa.modules.classifier import ClassifierModule
     from ecgjepa.modules.jepa import JEPAModule
     from ecgjepa.optim import adamw, param_groups
     from ecgjepa.utils.hydra import load_group_option
 
-    cfg = ModelConfig(*SIZES[model])
+    cfg = ModelConfig.from_dict(
+        {**load_group_option("model", model), "channels": list(CANONICAL_LEADS), "channel_size": 5000}
+    )
     auto = OmegaConf.to_container(OmegaConf.load(conf_dir() / "accel" / "auto.yaml"))
     accel = Accel.from_config({**auto, "activation_checkpointing": checkpointing})
     device = device or torch.device("cpu")
@@ -260,7 +263,7 @@ def measure(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["vit_xs", "vit_s"], choices=list(SIZES))
+    parser.add_argument("--models", nargs="+", default=["vit_xs", "vit_s"], choices=MODELS)
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--works", nargs="+", default=list(WORKS), choices=list(WORKS))

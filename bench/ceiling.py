@@ -41,7 +41,7 @@ from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import SIZES, allocator_env, cpu_kernel_flops, make_step, matmul_peak, run_child  # noqa: E402
+from bench import MODELS, allocator_env, cpu_kernel_flops, make_step, matmul_peak, run_child  # noqa: E402
 
 aten = torch.ops.aten
 KERNELS = {
@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument(
         "--works", nargs="+", default=["pretrain", "eval", "linear"], choices=["pretrain", "linear", "finetune", "eval"]
     )
-    parser.add_argument("--models", nargs="+", default=["vit_xs", "vit_s"], choices=list(SIZES))
+    parser.add_argument("--models", nargs="+", default=["vit_xs", "vit_s"], choices=MODELS)
     parser.add_argument("--batches", nargs="+", type=int, default=[32])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process")
     parser.add_argument(

@@ -21,8 +21,10 @@ import torch
 from omegaconf import DictConfig
 
 from data_prep.common import dump_source
+from ecgjepa.data.signal import CANONICAL_LEADS
+from ecgjepa.models import ModelConfig
 from ecgjepa.train import run as train_run
-from ecgjepa.utils.hydra import compose_config
+from ecgjepa.utils.hydra import compose_config, load_group_option
 from ecgjepa.utils.paths import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -240,6 +242,24 @@ def tiny_encoder_run(tmp_path_factory: pytest.TempPathFactory, sample_data_dir: 
     out = tmp_path_factory.mktemp("pretrain")
     run(compose_config("train", ["debug=fast", f"paths.data_dir={sample_data_dir}"], out))
     return out
+
+
+def model_config(name: str = "vit_tiny", **overrides: object) -> ModelConfig:
+    """The ``model`` option ``name`` of conf/ with the input the data modules give (the canonical leads, 10 s at
+    500 Hz), and ``overrides``."""
+    option = load_group_option("model", name)
+    return ModelConfig.from_dict({**option, "channels": list(CANONICAL_LEADS), "channel_size": 5000, **overrides})
+
+
+# A few steps of a tiny evaluation on CPU, without a logger (any dataset).
+FEW_EVAL_STEPS = (
+    "trainer=cpu",
+    "logger=none",
+    "protocol.steps=4",
+    "protocol.checkpoint_interval=2",
+    "protocol.batch_size=8",
+    "dataset.num_workers=0",
+)
 
 
 def short_evaluation(data_dir: Path) -> list[str]:

@@ -27,14 +27,14 @@ from ecgjepa.accel.precision import resolve_precision
 from ecgjepa.data.masks import BlockMaskCollator
 from ecgjepa.formats.files import load_file
 from ecgjepa.formats.layouts import load_encoder_state, load_into, model_config_from_original
-from ecgjepa.models import ModelConfig, VisionTransformer
+from ecgjepa.models import VisionTransformer
 from ecgjepa.models.layers import Attention
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import load_group_option
 from ecgjepa.utils.paths import conf_dir
-from tests.conftest import OriginalFixture
+from tests.conftest import OriginalFixture, model_config
 
-TINY = ModelConfig(dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=2, pred_num_heads=2)
+TINY = model_config(pred_depth=2)
 OPTIM = load_group_option("optim", "paper")
 
 

@@ -24,17 +24,9 @@ from ecgjepa.eval import run as eval_run
 from ecgjepa.predict import main as predict_main
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
-from tests.conftest import DATA
+from tests.conftest import DATA, FEW_EVAL_STEPS
 
-SHORT_EVAL = [
-    "trainer=cpu",
-    "logger=none",
-    "protocol.steps=4",
-    "protocol.checkpoint_interval=2",
-    "protocol.batch_size=8",
-    "dataset.num_workers=0",
-    "dataset.absent_classes=drop",
-]
+SHORT_EVAL = [*FEW_EVAL_STEPS, "dataset.absent_classes=drop"]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from ecgjepa.data.csv_datamodule import CSVDataModule, LabelsError
 from ecgjepa.eval import run as eval_run
 from ecgjepa.predict import main as predict_main
 from ecgjepa.utils.hydra import compose_config
-from tests.conftest import DATA
+from tests.conftest import DATA, FEW_EVAL_STEPS
 from tests.test_data_prep import write_like
 
 RECORDS = DATA / "ptbxl" / "records500" / "00000"
@@ -43,12 +43,7 @@ def csv_overrides(path: Path, data_dir: Path, *more: str) -> list[str]:
         "dataset=csv",
         f"dataset.path={path}",
         f"paths.data_dir={data_dir}",
-        "trainer=cpu",
-        "logger=none",
-        "protocol.steps=4",
-        "protocol.checkpoint_interval=2",
-        "protocol.batch_size=8",
-        "dataset.num_workers=0",
+        *FEW_EVAL_STEPS,
         *more,
     ]
 

@@ -19,10 +19,9 @@ from sklearn.metrics import roc_auc_score
 from ecgjepa.embed import main as embed_main
 from ecgjepa.eval import run
 from ecgjepa.formats.files import CheckpointError
-from ecgjepa.models import ModelConfig
 from ecgjepa.modules.classifier import ClassifierModule, crop_batch
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import DATA, REPO, OriginalFixture, env_for
+from tests.conftest import DATA, REPO, OriginalFixture, env_for, model_config
 
 PROTOCOL_LINEAR = load_group_option("protocol", "linear")
 
@@ -72,7 +71,7 @@ def test_bf16_inference_changes_only_the_rounding_of_the_predictions(
 
 
 def test_float32_inference_ignores_the_trainers_bf16_autocast() -> None:
-    cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2).to_dict()
+    cfg = model_config(depth=1).to_dict()
     torch.manual_seed(0)
     reference = ClassifierModule(cfg, PROTOCOL_LINEAR, 3, "multilabel", 500).eval()
     x, targets, index = torch.randn(2, 12, 5000), torch.zeros(2, 3), torch.arange(2)
@@ -92,7 +91,7 @@ def test_float32_inference_ignores_the_trainers_bf16_autocast() -> None:
 
 
 def test_inference_precision_is_checked(eval_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
+    cfg = model_config(depth=1)
     message = r"inference_precision: expected one of \(.*'32-true', 'bf16-mixed'\), got 'bf16'"
     with pytest.raises(ValueError, match=message):
         ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, 3, "multilabel", 500, inference_precision="bf16")
@@ -168,7 +167,7 @@ def test_seven_crops_and_logit_averaging() -> None:
     crops = crop_batch(x, 1250, 625)
     assert crops.shape == (2, 7, 12, 1250)
     assert torch.equal(crops[1, 3], x[1, :, 1875:3125])
-    cfg = ModelConfig(dim=32, depth=1, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)
+    cfg = model_config(depth=1)
     module = ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, 3, "multilabel", 500).eval()
     with torch.no_grad():
         per_crop = torch.stack([module.model(crops[:, k]) for k in range(7)], dim=1)
@@ -266,7 +265,7 @@ def test_fused_adamw_is_clipped_under_bf16_autocast() -> None:
     gradient scaler, so the module clips the true-scale gradients itself."""
 
     module = ClassifierModule(
-        ModelConfig(32, 2, 2, 16, 2, 2).to_dict(), {**PROTOCOL_LINEAR, "fused": True}, 5, "multilabel", 500
+        model_config(pred_depth=2).to_dict(), {**PROTOCOL_LINEAR, "fused": True}, 5, "multilabel", 500
     )
     optimizer = module.configure_optimizers()["optimizer"]
     module.trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)

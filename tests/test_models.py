@@ -7,6 +7,7 @@ import torch
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
 from ecgjepa.models.pos_embed import sincos_pos_embed
+from tests.conftest import model_config
 
 SIZES = {
     "vit_xs": (
@@ -25,7 +26,7 @@ SIZES = {
         21_833_472,
     ),
 }
-TINY = ModelConfig(dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=2, pred_num_heads=2)
+TINY = model_config(pred_depth=2)
 
 
 def count(module: torch.nn.Module) -> int:
@@ -35,7 +36,8 @@ def count(module: torch.nn.Module) -> int:
 @pytest.mark.parametrize("name", list(SIZES))
 def test_parameter_counts_match_the_paper(name: str) -> None:
     sizes, encoder_params, predictor_params = SIZES[name]
-    cfg = ModelConfig(**sizes)
+    cfg = model_config(name)
+    assert {key: getattr(cfg, key) for key in sizes} == sizes
     assert count(VisionTransformer(cfg)) == encoder_params
     assert count(Predictor(cfg)) == predictor_params
 
@@ -98,7 +100,7 @@ def test_bad_inputs_are_named() -> None:
 
 
 def test_xavier_init_is_an_option() -> None:
-    cfg = ModelConfig(dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=2, pred_num_heads=2, init="xavier_uniform")
+    cfg = model_config(pred_depth=2, init="xavier_uniform")
     w = VisionTransformer(cfg).blocks[0].mlp.fc1.weight
     bound = (6 / (32 + 128)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound

@@ -57,7 +57,9 @@ def model_config_from_original(config: Mapping[str, Any]) -> ModelConfig:
     missing = [k for k in ORIGINAL_MODEL_KEYS if k not in config]
     if missing:
         raise CheckpointError(f"original config lacks key(s) {missing}")
-    return ModelConfig(**{k: config[k] for k in ORIGINAL_MODEL_KEYS}, name=f"original-dim{config['dim']}")
+    # NOTE(parity): the original's HEAD initialises with truncated normals; the weights are loaded anyway.
+    keys = {k: config[k] for k in ORIGINAL_MODEL_KEYS}
+    return ModelConfig(**keys, init="trunc_normal", name=f"original-dim{config['dim']}")
 
 
 def detect_layout(ckpt: Mapping[str, Any]) -> str:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
-
-from ecgjepa.data.signal import CANONICAL_LEADS
 
 
 def strict_fields(cls: type, cfg: Mapping[str, Any], section: str) -> dict[str, Any]:
@@ -27,7 +25,8 @@ def strict_fields(cls: type, cfg: Mapping[str, Any], section: str) -> dict[str, 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Encoder + predictor sizes. ``channels``/``channel_size`` come from the data config."""
+    """Encoder + predictor sizes and architecture (the values: conf/model/). ``channels`` (lead names) and
+    ``channel_size`` (samples per lead of a full input) come from the data module's ``input_shape``."""
 
     dim: int
     depth: int
@@ -35,19 +34,19 @@ class ModelConfig:
     pred_dim: int
     pred_depth: int
     pred_num_heads: int
-    patch_size: int = 25
-    channel_size: int = 5000  # samples per lead of a full input (10 s at 500 Hz)
-    channels: tuple[str, ...] = field(default=CANONICAL_LEADS)
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = False
-    bias: bool = False
-    dropout: float = 0.0
-    attn_dropout: float = 0.0
-    num_registers: int = 1
-    norm_eps: float = 1e-6
-    layer_scale_eps: float = 0.0
-    init: Literal["trunc_normal", "xavier_uniform"] = "trunc_normal"
-    name: str = "custom"
+    patch_size: int
+    channel_size: int
+    channels: tuple[str, ...]
+    mlp_ratio: float
+    qkv_bias: bool
+    bias: bool
+    dropout: float
+    attn_dropout: float
+    num_registers: int
+    norm_eps: float
+    layer_scale_eps: float
+    init: Literal["trunc_normal", "xavier_uniform"]
+    name: str
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
