@@ -49,12 +49,11 @@ def pooled_linear_probe(pretrain: Path, seeds: int) -> tuple[list[float], list[f
     probe = instantiate(cfg.callbacks.online_probe, max_train_records=10**6)
     device = torch.device("cpu")
     jepa = probe.evaluate(load_encoder(str(pretrain)), device, "test")
+    random_vit_xs = {**random_init_config("vit_xs"), **probe.data.input_shape}
     randoms = []
     for seed in range(seeds):
         torch.manual_seed(seed)
-        randoms.append(
-            probe.evaluate(VisionTransformer(ModelConfig.from_dict(random_init_config("vit_xs"))), device, "test")
-        )
+        randoms.append(probe.evaluate(VisionTransformer(ModelConfig.from_dict(random_vit_xs)), device, "test"))
     return [jepa], randoms
 
 

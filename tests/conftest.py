@@ -18,11 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from data_prep.common import dump_source
 from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.models import ModelConfig
+from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config, load_group_option
 from ecgjepa.utils.paths import register_resolvers
@@ -249,6 +251,13 @@ def model_config(name: str = "vit_tiny", **overrides: object) -> ModelConfig:
     500 Hz), and ``overrides``."""
     option = load_group_option("model", name)
     return ModelConfig.from_dict({**option, "channels": list(CANONICAL_LEADS), "channel_size": 5000, **overrides})
+
+
+def pretraining_module(cfg: DictConfig) -> JEPAModule:
+    """``cfg.module`` built as ``ecgjepa-train`` builds it: the model config completed with the input shape the
+    pre-training data module gives (the canonical leads, ``data.channel_size`` samples)."""
+    input_shape = {"channels": list(CANONICAL_LEADS), "channel_size": cfg.data.channel_size}
+    return instantiate(cfg.module, model={**OmegaConf.to_container(cfg.model), **input_shape}, _convert_="all")
 
 
 # A few steps of a tiny evaluation on CPU, without a logger (any dataset).

@@ -14,7 +14,7 @@ import torch
 from ecgjepa.modules.jepa import JEPAModule, NonFiniteLossError
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import load
+from tests.conftest import load, model_config
 
 
 class PoisonWeights(L.Callback):
@@ -71,7 +71,7 @@ def test_deferred_finite_check_still_stops_before_the_export(train_cfg, tmp_path
 
 
 def test_finite_check_interval_must_be_a_positive_integer() -> None:
-    tiny = {"dim": 32, "depth": 1, "num_heads": 2, "pred_dim": 16, "pred_depth": 1, "pred_num_heads": 2}
+    tiny = model_config(depth=1).to_dict()
     with pytest.raises(ValueError, match="finite_check_interval: expected an integer >= 1, got 0"):
         JEPAModule(tiny, load_group_option("optim", "paper"), finite_check_interval=0)
 

@@ -22,7 +22,7 @@ from ecgjepa.formats.files import CheckpointError
 from ecgjepa.train import run
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import resolve_ckpt_path
-from tests.conftest import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder, env_for, files_under, load
+from tests.conftest import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder, env_for, files_under, load, pretraining_module
 
 
 def last_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -44,11 +44,9 @@ def test_fast_run_writes_checkpoints_and_encoder_export(train_cfg, tmp_path: Pat
 
 def test_target_moves_only_by_the_ema_rule(train_cfg, tmp_path: Path) -> None:
     """After one step: target = lerp(initial target, new online encoder, 1 - m(0)); never a gradient."""
-    from hydra.utils import instantiate
-
     cfg = train_cfg("trainer.max_steps=1", "optim.steps=10", "callbacks.model_checkpoint.every_n_train_steps=1")
     torch.manual_seed(0)
-    initial = instantiate(cfg.module, _convert_="all")
+    initial = pretraining_module(cfg)
     run(cfg)
     state = last_state(tmp_path)
     initial_target = {k: v.clone() for k, v in initial.target_encoder.state_dict().items()}
