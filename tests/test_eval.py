@@ -206,20 +206,17 @@ def test_embed_wfdb_folder_resamples_and_normalises(tmp_path: Path, tiny_encoder
     assert np.load(out).shape == (2, 32)
 
 
+# ecgjepa-eval as a Hydra multirun over two seeds, in a subprocess.
+SEED_SWEEP = (sys.executable, "-m", "ecgjepa.eval", "-m", "seed=0,1")
+
+
 @pytest.mark.slow
 def test_seed_sweep_and_report(tmp_path: Path, sample_data_dir: Path) -> None:
-    import subprocess
-    import sys
-
     from ecgjepa.report import main as report_main
 
     sweep = tmp_path / "sweep"
     cmd = [
-        sys.executable,
-        "-m",
-        "ecgjepa.eval",
-        "-m",
-        "seed=0,1",
+        *SEED_SWEEP,
         "encoder=vit_tiny",
         "dataset=ptbxl_sample",
         "trainer=cpu",
@@ -344,11 +341,7 @@ def test_ddp_evaluation_of_a_fixed_checkpoint_matches_one_process(
 @pytest.mark.slow
 def test_multirun_with_ddp_is_refused_fast(tmp_path: Path, sample_data_dir: Path) -> None:
     cmd = [
-        sys.executable,
-        "-m",
-        "ecgjepa.eval",
-        "-m",
-        "seed=0,1",
+        *SEED_SWEEP,
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "encoder=vit_tiny",

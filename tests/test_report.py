@@ -16,6 +16,17 @@ from ecgjepa.report import main, paper_format
 CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
 
 
+def save_predictions(run_dir: Path, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> None:
+    """``predictions.npz`` as ``ecgjepa.eval`` writes it: (targets, predictions) of the validation and test folds."""
+    np.savez(
+        run_dir / "predictions.npz",
+        val_targets=val[0],
+        val_predictions=val[1],
+        test_targets=test[0],
+        test_predictions=test[1],
+    )
+
+
 def write_run(run_dir: Path, seed: int, protocol: str, test_targets: np.ndarray) -> float:
     """One evaluation run as ``ecgjepa.eval`` writes it; returns its test AUROC."""
     rng = np.random.default_rng(100 + seed)
@@ -25,13 +36,7 @@ def write_run(run_dir: Path, seed: int, protocol: str, test_targets: np.ndarray)
     test_predictions = np.clip(0.3 * test_targets + rng.random(test_targets.shape), 0, 1)
     test_auroc = roc_auc_score(test_targets, test_predictions, average="macro")
     run_dir.mkdir(parents=True)
-    np.savez(
-        run_dir / "predictions.npz",
-        val_targets=val_targets,
-        val_predictions=val_predictions,
-        test_targets=test_targets,
-        test_predictions=test_predictions,
-    )
+    save_predictions(run_dir, (val_targets, val_predictions), (test_targets, test_predictions))
     per_class = roc_auc_score(test_targets, test_predictions, average=None)
     metrics = {
         "task": "superdiagnostic",
@@ -143,13 +148,7 @@ def test_regression_runs_report_r2(tmp_path: Path) -> None:
         run.mkdir()
         values = targets + rng.normal(0, 5, targets.shape)
         r2 = 1 - np.square(targets - values).sum() / np.square(targets - targets.mean()).sum()
-        np.savez(
-            run / "predictions.npz",
-            val_targets=targets,
-            val_predictions=values,
-            test_targets=targets,
-            test_predictions=values,
-        )
+        save_predictions(run, (targets, values), (targets, values))
         metrics = {"task": "age", "protocol": "linear", "encoder": "e", "seed": seed, "classes": ["age"]}
         metrics |= {"metric": "r2", "val_r2": r2, "test_r2": r2, "kind": "regression"}
         (run / "metrics.json").write_text(json.dumps(metrics))
