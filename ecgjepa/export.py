@@ -16,7 +16,7 @@ from typing import Any
 
 from ecgjepa.cli import UsageError, command
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
-from ecgjepa.formats.files import CheckpointError, load_file, write_text_atomic
+from ecgjepa.formats.files import CheckpointError, write_text_atomic
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.models import VisionTransformer
 
@@ -25,8 +25,7 @@ def description_of(resolved: ResolvedEncoder) -> dict[str, Any]:
     """``config.json`` of an export of ``resolved``: its own for an export, else gathered from the checkpoint."""
     if resolved.layout == "export":
         return read_export(resolved.source)[2]
-    hp = load_file(resolved.source).get("hyper_parameters", {}) if resolved.source.is_file() else {}
-    data = hp.get("data") or {}
+    data = resolved.pretraining_data
     preprocess = {
         "sampling_frequency": resolved.preprocess.get("sampling_frequency") or data.get("sampling_frequency", 500),
         "normalisation": resolved.preprocess.get("normalisation") or {},

@@ -229,7 +229,8 @@ class CSVDataModule(LabelledDataModule):
             raise LabelsError(str(err)) from None
 
     def load_records(self) -> LabelledRecords:
-        self._targets(self.table)  # label errors stop the run before any record is read
+        classes, targets = self._targets(self.table)  # label errors stop the run before any record is read
+        folds = self._folds(self.table, targets)
         dump = self._dump(self._refs())
         row_of = {rid: i for i, rid in enumerate(dump.record_ids())}
         names = self.table[self.record_column].astype(str).to_numpy()
@@ -248,8 +249,6 @@ class CSVDataModule(LabelledDataModule):
             log.warning(
                 "%s: leaving out %d record(s) that cannot be used: %s", self.path, len(problems), listed(problems)
             )
-        classes, targets = self._targets(self.table)
-        folds = self._folds(self.table, targets)
         targets, folds = targets[usable], folds[usable]
         rows = np.array([row_of[name] for name in names[usable]], dtype=np.int64)
         return LabelledRecords(DumpRecords.of(dump, rows), names[usable], classes, targets, folds)

@@ -102,6 +102,7 @@ def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.T
                 "layout": layout,
                 "step": ckpt.get("global_step"),
                 "preprocess": {},
+                "pretraining_data": dict(ckpt["hyper_parameters"].get("data") or {}),
             },
         )
     if layout in ("original-pretrain", "original-minified"):

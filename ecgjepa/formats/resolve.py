@@ -17,7 +17,8 @@ class ResolvedEncoder:
     """An encoder's config and weights, and what the file says besides.
 
     ``classifier_state`` (encoder under ``encoder.*`` plus the head) and ``num_classes`` are set for an
-    evaluation checkpoint, whose encoder is also in ``state``.
+    evaluation checkpoint, whose encoder is also in ``state``; ``pretraining_data`` is the data block a
+    Lightning pre-training checkpoint records (sources, sampling rate).
     """
 
     config: ModelConfig
@@ -27,6 +28,7 @@ class ResolvedEncoder:
     step: int | None = None
     preprocess: dict[str, Any] = field(default_factory=dict)
     original_sources: list[str] = field(default_factory=list)
+    pretraining_data: dict[str, Any] = field(default_factory=dict)
     classifier_state: dict[str, torch.Tensor] | None = None
     num_classes: int | None = None
 
@@ -58,4 +60,5 @@ def resolve_encoder(spec: str | Path) -> ResolvedEncoder:
         step=extras.get("step"),
         preprocess=dict(extras.get("preprocess") or {}),
         original_sources=list(extras.get("original_sources") or []),
+        pretraining_data=dict(extras.get("pretraining_data") or {}),
     )
