@@ -36,7 +36,7 @@ demo: install  ## bundled sample: pre-train ViT-XS (CPU, minutes), attentive pro
 reproduce-small:  ## JEPA vs random init, attentive probe on the bundled sample, seeds (CPU, ~30 min)
 	$(BIN)/python scripts/reproduce_small.py
 
-test:  ## run the test suite (real data in ../shared, CPU)
+test:  ## run the test suite (real records in tests/data, CPU)
 	$(BIN)/python -m pytest -q
 
 lint:  ## ruff check + format check

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes.util
-import itertools
 import json
 import os
 import platform
@@ -84,17 +83,6 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, reps: int = 10) -> flo
     return best
 
 
-def mask_pool(batch: int, patch_size: int, min_block: int, device: torch.device, size: int = 8) -> itertools.cycle:
-    """``size`` batches of (keep_idx, pred_idx) on ``device``, cycled: the masks of the timed steps (the
-    loader's work in training, so kept out of the step). Each entry is drawn with the collator's
-    ``rng_for(i)``, so ours and the original's steps see the same context lengths."""
-    from ecgjepa.data.masks import BlockMaskCollator
-
-    collator = BlockMaskCollator(patch_size, min_block, 0.15, 0.25)
-    masks = [collator.sample(batch, 200, collator.rng_for(i)) for i in range(size)]
-    return itertools.cycle([(keep.to(device), pred.to(device)) for keep, pred in masks])
-
-
 def cpu_kernel_flops() -> dict:
     """FLOP formulas for the CPU kernels ``FlopCounterMode`` does not count itself: the flash-attention
     kernels (torch 2.13 registers only the CUDA ones; without them ~16 % of a ViT-XS pre-training step's
@@ -127,10 +115,11 @@ def make_step(
     compiles the step's modules (``torch.compile``, as ``accel.compile=true`` does in training), or None.
     The modules carry ``accel=auto``'s speed work, with ``checkpointing`` as activation checkpointing."""
     from omegaconf import OmegaConf
+    from timing_masks import mask_pool
 
     from ecgjepa.accel import Accel, compile_submodules
     from ecgjepa.callbacks.target_momentum import ema_update
-    from ecgjepa.data.signal import CANONICAL_LEADS
+    from ecgjepa.core.leads import CANONICAL_LEADS
     from ecgjepa.models import ModelConfig
     from ecgjepa.modules.classifier import ClassifierModule
     from ecgjepa.modules.jepa import JEPAModule
@@ -190,13 +179,13 @@ def make_step(
 
 def loader_rate(batch: int, data_dir: str) -> dict:
     """Batches/s the pre-training data pipeline produces in one process (sample dump, masks included)."""
-    from ecgjepa.data.dumps import SourceDump
-    from ecgjepa.data.masks import BlockMaskCollator
+    from ecgjepa.core.dump_reader import SourceDump
+    from ecgjepa.data.masks import BlockMaskSampler
     from ecgjepa.data.pretrain import MixtureBatches, parse_sources
 
     sources = parse_sources({"ptbxl": {"weight": 1.0, "folds": [1, 2, 3, 4, 5, 6, 7, 8]}})
     dataset = MixtureBatches(
-        {"ptbxl": SourceDump(data_dir, "ptbxl")}, sources, 5000, batch, BlockMaskCollator(25, 10, 0.15, 0.25)
+        {"ptbxl": SourceDump(data_dir, "ptbxl")}, sources, 5000, batch, BlockMaskSampler(25, 10, 0.15, 0.25)
     )
     times = []
     for i in range(25):

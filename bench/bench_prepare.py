@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import wfdb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data_prep.common import dump_source  # noqa: E402
-from ecgjepa.data.signal import CANONICAL_LEADS  # noqa: E402
+from ecgjepa.core.leads import CANONICAL_LEADS  # noqa: E402
+from ecgjepa.core.records import write_wfdb  # noqa: E402
 
 SAMPLE = REPO / "sample_data" / "ptbxl"
 DISTINCT_RECORDS = 500
@@ -59,17 +59,7 @@ def write_corpus(root: Path, num_records: int, seconds: float) -> None:
     for k in range(DISTINCT_RECORDS):
         phase = rng.uniform(0, 2 * np.pi, 12)
         x = 0.5 * np.sin(2 * np.pi * 1.2 * t[:, None] + phase) + 0.05 * rng.standard_normal((length, 12))
-        wfdb.wrsamp(
-            f"{k:05d}_lr",
-            fs=fs,
-            units=["mV"] * 12,
-            sig_name=list(CANONICAL_LEADS),
-            p_signal=x,
-            fmt=["16"] * 12,
-            adc_gain=[1000.0] * 12,
-            baseline=[0] * 12,
-            write_dir=str(folder),
-        )
+        write_wfdb(folder / f"{k:05d}_lr", x, fs, CANONICAL_LEADS)
     ids = np.arange(1, num_records + 1)
     pd.DataFrame(
         {

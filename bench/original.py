@@ -45,7 +45,7 @@ def make_original_step(
     work: str, model: str, batch: int, bf16: bool, original_dir: str, device: torch.device
 ) -> tuple[Callable, Callable | None]:
     """The original's step for ``work`` and its compile function (as ``bench.make_step`` returns them)."""
-    from bench import mask_pool
+    from timing_masks import mask_pool
 
     configs, models = import_original(original_dir)
     on_cuda = device.type == "cuda"

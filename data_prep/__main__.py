@@ -1,6 +1,7 @@
 """`python -m data_prep SOURCE --raw RAW --out OUT [--download]`: dump one raw ECG source (or `all`) for ecgjepa.
 
-Dump format and behaviour: see `data_prep/common.py`. Expected raw layouts: see `data_prep/sources.py`.
+Dump format and behaviour: see `ecgjepa/core/dump_format.py` and
+`ecgjepa/core/dump_writer.py`. Expected raw layouts: see `data_prep/sources.py`.
 `--download` first fetches the open-access raw files into RAW (see `data_prep/download.py`); it needs
 network access and fails with a clear message without it. Without `--download`, RAW is a local copy.
 """
@@ -12,10 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import default_workers, dump_all, dump_source
+from data_prep.common import dump_all, dump_folder, dump_source
 from data_prep.download import fetch
-from data_prep.records import DataPrepError
-from data_prep.sources import SOURCES, find_source_dir, folder_spec
+from data_prep.sources import SOURCES, find_source_dir
+from ecgjepa.core.dump_writer import default_workers
+from ecgjepa.core.errors import DataPrepError
 
 
 def _folder_help() -> str:
@@ -87,14 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    kwargs = {
+    engine = {
         "workers": args.workers,
         "chunk_size": args.chunk_size,
         "force": args.force,
-        "rate": args.rate,
-        "folds": args.folds,
         "progress": not args.no_progress,
     }
+    kwargs = {**engine, "rate": args.rate, "folds": args.folds}
     try:
         if args.download:
             if args.source != "all":
@@ -110,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.name:
                 print("error: folder needs --name NAME (the dump goes to OUT/NAME/)", file=sys.stderr)
                 return 2
-            spec = folder_spec(args.name, args.min_seconds)
-            dump_source(args.name, args.raw, args.out, spec=spec, manifest=args.manifest, **kwargs)
+            dump_folder(args.name, args.raw, args.out, manifest=args.manifest, min_seconds=args.min_seconds, **engine)
             return 0
         if args.source != "all":
             dump_source(args.source, args.raw, args.out, **kwargs)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.records import DataPrepError, RawRecord, RecordRef, read_wfdb
+from ecgjepa.core.errors import DataPrepError
+from ecgjepa.core.manifest import wfdb_records
+from ecgjepa.core.records import RawRecord, RecordRef, read_wfdb
 
 
 def discover(raw: Path) -> list[RecordRef]:
@@ -17,13 +19,13 @@ def discover(raw: Path) -> list[RecordRef]:
     The record id is that relative path without the `.hea` suffix (e.g. `g1/E00001`).
     """
     # NOTE(parity): the original keeps glob order (filesystem dependent); sorting makes dumps reproducible.
-    names = sorted(path.relative_to(raw).with_suffix("").as_posix() for path in raw.rglob("*.hea"))
-    if not names:
+    refs = wfdb_records(raw)
+    if not refs:
         raise DataPrepError(
             f"no WFDB header (*.hea) found under {raw}; expected a Challenge 2021 source folder "
             "holding '<record>.hea' + '<record>.mat' pairs at any depth"
         )
-    return [RecordRef(name, name) for name in names]
+    return refs
 
 
 def read(raw: Path, ref: RecordRef) -> RawRecord:

@@ -1,6 +1,6 @@
 """CODE-15% reader: exams listed in `exams.csv` (CSV order), tracings from `exams_partK.hdf5`.
 
-Mirrors ECG-JEPA `data/datasets/code15.py`. Only "complete" exams are kept (spec §2.2): every lead's
+Mirrors ECG-JEPA `data/datasets/code15.py`. Only "complete" exams are kept (ECG-JEPA scripts/dump_data.py): every lead's
 non-zero extent has the same length and the overall extent covers all 4096 samples. Shorter exams
 zero-padded to 4096 are rejected, not trimmed. The all-zero row with exam_id 0 that ends every part is
 not listed in `exams.csv` and is therefore never read.
@@ -15,8 +15,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from data_prep.records import DataPrepError, RawRecord, RecordRef
 from data_prep.sources import SOURCES
+from ecgjepa.core.errors import DataPrepError
+from ecgjepa.core.records import RawRecord, RecordRef
 
 SPEC = SOURCES["code15"]
 NUM_SAMPLES = 4096
@@ -48,7 +49,7 @@ def _open(path: str, mtime_ns: int) -> h5py.File:
 
 
 def is_complete(tracing: np.ndarray) -> bool:
-    """Spec §2.2 rule on a (4096, 12) tracing: equal per-lead non-zero extents spanning all samples."""
+    """The original's rule on a (4096, 12) tracing: equal per-lead non-zero extents spanning all samples."""
     extents = []
     for lead in tracing.T:
         nonzero = np.flatnonzero(lead)

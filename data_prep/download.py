@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from data_prep.records import DataPrepError
 from data_prep.sources import SOURCES
+from ecgjepa.core.errors import DataPrepError
 
 # Keyed by `SourceSpec.reader`; the Challenge sources are the folders `training/<folder>/` of one project.
 PHYSIONET_PROJECTS = {

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_prep.records import DataPrepError, RawRecord, RecordRef, read_wfdb
 from data_prep.sources import SOURCES
+from ecgjepa.core.errors import DataPrepError
+from ecgjepa.core.records import RawRecord, RecordRef, read_wfdb
 
 
 def discover(raw: Path) -> list[RecordRef]:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_prep.records import DataPrepError, RawRecord, RecordRef, read_wfdb
 from data_prep.sources import SOURCES
+from ecgjepa.core.errors import DataPrepError
+from ecgjepa.core.records import RawRecord, RecordRef, read_wfdb
 
 RATES = {500: "filename_hr", 100: "filename_lr"}
 

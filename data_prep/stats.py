@@ -1,4 +1,4 @@
-"""Per-lead mean / std of a dump (spec §2.5), streamed block by block in float64.
+"""Per-lead mean / std of a dump (ECG-JEPA scripts/compute_mean_std.py), streamed block by block in float64.
 
 Mirrors ECG-JEPA `scripts/compute_mean_std.py`, but on the 500 Hz canonical-order dump, with a
 numerically stable merge of per-block moments (Chan et al.). The std is the **population** std
@@ -16,36 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# NOTE(parity): PTB-XL pre-training statistics use the training folds only (spec §2.4, §2.8).
-PTBXL_STATS_FOLDS = (1, 2, 3, 4, 5, 6, 7, 8)
-BLOCK_ROWS = 1 << 18
-
-
-class LeadStats:
-    """Running per-lead count, mean and sum of squared deviations over (samples, leads) blocks."""
-
-    def __init__(self, num_leads: int = 12) -> None:
-        self.count = 0
-        self.mean = np.zeros(num_leads)
-        self.m2 = np.zeros(num_leads)
-
-    def update(self, x: np.ndarray) -> None:
-        """Add the rows of `x: (samples, leads)`, converted to float64 a block at a time."""
-        for start in range(0, x.shape[0], BLOCK_ROWS):
-            block = np.asarray(x[start : start + BLOCK_ROWS], dtype=np.float64)
-            n = block.shape[0]
-            block_mean = block.mean(axis=0)
-            delta = block_mean - self.mean
-            total = self.count + n
-            self.m2 += ((block - block_mean) ** 2).sum(axis=0) + delta**2 * (self.count * n / total)
-            self.mean += delta * (n / total)
-            self.count = total
-
-    def result(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(mean, population std) per lead, or None if no sample was added."""
-        if self.count == 0:
-            return None
-        return self.mean.copy(), np.sqrt(self.m2 / self.count)
+from ecgjepa.core.dump_writer import BLOCK_ROWS, LeadStats
 
 
 def dump_stats(dump_dir: Path, folds: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray] | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ecgjepa.core.version import VERSION as __version__
+
+__all__ = ["__version__", "load_encoder"]
 
 if TYPE_CHECKING:
     from ecgjepa.models import VisionTransformer

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from hydra.errors import InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
-from data_prep.records import DataPrepError
+from ecgjepa.core.errors import UserError
 
 USAGE_STATUS = 2
 
@@ -28,7 +28,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     pickle.UnpicklingError,
     zipfile.BadZipFile,
     OmegaConfBaseException,
-    DataPrepError,
+    UserError,
 )
 
 

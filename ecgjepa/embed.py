@@ -1,47 +1,59 @@
 """``ecgjepa-embed``: encoder outputs for your own ECGs.
 
-    ecgjepa-embed encoder=<ckpt|run dir|export> input=<x.npy | WFDB folder> output=<emb.npy>
+    ecgjepa-embed encoder=<ckpt|run dir|export> input=<WFDB folder | manifest.csv | x.npy> output=<emb.npy>
                   [tokens=true] [normalize=false] [sampling_frequency=HZ] [source=NAME] [batch_size=64]
 
-``input`` is a ``.npy`` of shape (N, 12, T) in the canonical lead order (I, II, III, aVR, aVL, aVF,
-V1-V6) at ``sampling_frequency`` (default: the encoder's, 500 Hz), or a folder searched recursively for
-WFDB records (leads matched by name, rate read from the header). Inputs at another rate are resampled.
-By default inputs are normalised with the encoder's per-lead constants (``source`` picks one when the
-encoder was pre-trained on several sources); ``normalize=false`` passes normalised arrays unchanged.
-The output is (N, D): the mean of the patch tokens, or with ``tokens=true`` (N, T/25, D): every patch
-token after the final LayerNorm, registers dropped.
+``input`` is a folder searched recursively for WFDB records, or a manifest CSV listing array files (columns
+``file, sampling_rate, leads``, as for ``python -m data_prep folder``): each record is read and prepared as every
+dump's records are (leads matched by name, NaNs interpolated, resampled to the encoder's rate), and its first
+``channel_size`` samples (10 s), rounded down to whole patches, are embedded. Records that cannot be used are
+listed with the reason in ``<output stem>_rejects.csv``; ``<output stem>_records.csv`` names the record of each
+output row. ``input`` can also be a ``.npy`` of model-ready arrays (N, 12, T) in the canonical lead order (I, II,
+III, aVR, aVL, aVF, V1-V6) at ``sampling_frequency`` (default: the encoder's, 500 Hz), resampled if needed.
+
+By default inputs are normalised with the encoder's per-lead constants (``source`` picks one when the encoder was
+pre-trained on several sources); ``normalize=false`` passes normalised arrays unchanged. The output is (N, D): the
+mean of the patch tokens, or with ``tokens=true`` (N, T/25, D): every patch token after the final LayerNorm,
+registers dropped (records of one length only).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
-import wfdb
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 from ecgjepa.cli import command, parse_key_values
-from ecgjepa.data.signal import lead_permutation, resample
+from ecgjepa.core.dump_format import REJECTS_COLUMNS
+from ecgjepa.core.files import save_npy_atomic, write_text_atomic
+from ecgjepa.core.manifest import input_records
+from ecgjepa.core.records import folder_spec, load_npy, prepared_records
+from ecgjepa.core.signal import resample
 from ecgjepa.data.transforms import normalise
 from ecgjepa.formats.original import SOURCE_KEYS
 from ecgjepa.formats.resolve import resolve_encoder
-from ecgjepa.models import VisionTransformer
+from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.utils.paths import conf_dir
 
 OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size"}
 
 
 def paper_constants() -> dict[str, dict[str, list[float]]]:
-    """Per-source normalisation constants of the paper (conf/data/all.yaml), canonical lead order."""
-    sources = OmegaConf.load(conf_dir() / "data" / "all.yaml")["sources"]
+    """Per-source normalisation constants of the paper (conf/data_base/source_constants.yaml), canonical lead order."""
+    sources = OmegaConf.load(conf_dir() / "data_base" / "source_constants.yaml")
     return {name: {"mean": list(s["mean"]), "std": list(s["std"])} for name, s in sources.items()}
 
 
-def normalisation_constants(preprocess: dict[str, Any], original_sources: Sequence[str], source: str | None) -> dict:
+def normalisation_constants(
+    preprocess: dict[str, Any], original_sources: Sequence[str], source: str | None
+) -> dict[str, np.ndarray]:
     table = dict(preprocess.get("normalisation") or {})
     if not table:
         known = paper_constants()
@@ -52,54 +64,53 @@ def normalisation_constants(preprocess: dict[str, Any], original_sources: Sequen
         }
     if source is None:
         if len(table) != 1:
-            raise SystemExit(
-                f"ecgjepa-embed: the encoder knows constants for {sorted(table) or 'no source'}; "
+            raise ValueError(
+                f"the encoder knows constants for {sorted(table) or 'no source'}; "
                 "pick one with source=NAME, or pass normalize=false"
             )
         source = next(iter(table))
     if source not in table:
-        raise SystemExit(f"ecgjepa-embed: source={source!r} unknown; choose from {sorted(table)}")
+        raise ValueError(f"source={source!r} unknown; choose from {sorted(table)}")
     return {
         "mean": np.asarray(table[source]["mean"], np.float32),
         "std": np.asarray(table[source]["std"], np.float32),
     }
 
 
-def load_array(path: Path) -> np.ndarray:
-    """The numeric array in the ``.npy`` file ``path`` (memory-mapped), or a ValueError naming the file."""
-    try:
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable .npy array (expected one written by numpy.save): {err}") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise ValueError(f"{path}: expected a numeric .npy array, got {getattr(x, 'dtype', type(x).__name__)}")
+def read_arrays(path: Path, fs: float | None, target_fs: float) -> np.ndarray:
+    """(N, 12, T) float32 at ``target_fs`` from a .npy file of model-ready arrays."""
+    x = load_npy(path)
+    if x.ndim != 3 or x.shape[1] != 12:
+        raise ValueError(f"input={path} has shape {x.shape}; expected (N, 12, T)")
+    x = np.array(x, dtype=np.float32)
+    if fs is not None and fs != target_fs:
+        x = np.stack([resample(r.T, fs, target_fs).T for r in x])
     return x
 
 
-def read_inputs(path: Path, fs: float | None, target_fs: float) -> np.ndarray:
-    """(N, 12, T) float32 at ``target_fs`` from a .npy file or a folder of WFDB records."""
-    if path.is_file():
-        x = load_array(path)
-        if x.ndim != 3 or x.shape[1] != 12:
-            raise ValueError(f"input={path} has shape {x.shape}; expected (N, 12, T)")
-        x = np.array(x, dtype=np.float32)
-        if fs is not None and fs != target_fs:
-            x = np.stack([resample(r.T, fs, target_fs).T for r in x])
-        return x
-    headers = sorted(path.rglob("*.hea"))
-    if not headers:
-        raise FileNotFoundError(f"input={path} is neither a .npy file nor a folder with WFDB records")
-    records = []
-    for header in headers:
-        try:
-            signal, fields = wfdb.rdsamp(str(header.with_suffix("")))
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{header.with_suffix('')}: not a readable WFDB record: {err}") from None
-        signal = signal[:, lead_permutation(fields["sig_name"])]
-        records.append(resample(signal, fields["fs"], target_fs) if fields["fs"] != target_fs else signal)
-    if len({len(r) for r in records}) != 1:
-        raise ValueError(f"records under {path} differ in length: {sorted({len(r) for r in records})}")
-    return np.stack([r.T for r in records]).astype(np.float32)
+def check_length(samples: int, cfg: ModelConfig) -> None:
+    if samples % cfg.patch_size or samples > cfg.channel_size:
+        raise ValueError(
+            f"inputs have {samples} samples; the encoder takes a multiple of "
+            f"{cfg.patch_size} up to {cfg.channel_size} (crop the records first)"
+        )
+
+
+def record_inputs(
+    path: Path, target_fs: float, cfg: ModelConfig, rejects: list[tuple[str, str]]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(record id, (12, T) float32 at ``target_fs``) of every usable record under ``input``, T the first
+    ``channel_size`` samples rounded down to whole patches; the others go to ``rejects``."""
+    refs, base = input_records(path, None)
+    spec = folder_spec("embed", cfg.patch_size / target_fs)
+    records = prepared_records(refs, base, spec, rejects)
+    for record_id, x in tqdm(records, total=len(refs), unit="record", disable=not sys.stderr.isatty()):
+        x = resample(x.astype(np.float32), 500, target_fs)  # the reader prepares records at 500 Hz
+        samples = min(len(x), cfg.channel_size) // cfg.patch_size * cfg.patch_size
+        if samples == 0:
+            rejects.append((record_id, f"shorter than one patch ({cfg.patch_size} samples)"))
+            continue
+        yield record_id, np.ascontiguousarray(x[:samples].T)
 
 
 @torch.inference_mode()
@@ -112,6 +123,22 @@ def embed(encoder: VisionTransformer, x: np.ndarray, tokens: bool, batch_size: i
     return np.concatenate(out)
 
 
+def embed_records(
+    encoder: VisionTransformer, inputs: list[tuple[str, np.ndarray]], tokens: bool, batch_size: int
+) -> np.ndarray:
+    """Encoder outputs of records of any lengths, in input order (records of one length share batches)."""
+    lengths = {x.shape[-1] for _, x in inputs}
+    if tokens and len(lengths) > 1:
+        raise ValueError(f"tokens=true needs records of one length; these have {sorted(lengths)} samples")
+    outputs: list[np.ndarray | None] = [None] * len(inputs)
+    for length in sorted(lengths):
+        positions = [i for i, (_, x) in enumerate(inputs) if x.shape[-1] == length]
+        z = embed(encoder, np.stack([inputs[i][1] for i in positions]), tokens, batch_size)
+        for i, row in zip(positions, z, strict=True):
+            outputs[i] = row
+    return np.stack(outputs)
+
+
 @command("ecgjepa-embed")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(
@@ -120,20 +147,43 @@ def main(argv: Sequence[str] | None = None) -> None:
     resolved = resolve_encoder(args["encoder"])
     encoder, cfg, path = resolved.build(), resolved.config, resolved.source
     target_fs = float(resolved.preprocess.get("sampling_frequency") or 500)
-    fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
-    x = read_inputs(Path(args["input"]), fs, target_fs)
-    if x.shape[-1] % cfg.patch_size or x.shape[-1] > cfg.channel_size:
-        raise ValueError(
-            f"inputs have {x.shape[-1]} samples; the encoder takes a multiple of "
-            f"{cfg.patch_size} up to {cfg.channel_size} (crop the records first)"
+    tokens = args.get("tokens", "false").lower() == "true"
+    normalize = args.get("normalize", "true").lower() != "false"
+    constants = (
+        normalisation_constants(resolved.preprocess, resolved.original_sources, args.get("source"))
+        if normalize
+        else None
+    )
+    source, output = Path(args["input"]), Path(args["output"])
+    rejects: list[tuple[str, str]] = []
+    if source.suffix == ".npy":
+        fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
+        x = read_arrays(source, fs, target_fs)
+        inputs = [(f"{source.name}[{i}]", row) for i, row in enumerate(x)]
+    else:
+        inputs = list(record_inputs(source, target_fs, cfg, rejects))
+    if not inputs:
+        raise ValueError(f"input={source}: no usable record ({len(rejects)} rejected: {rejects[:3]})")
+    for _, x in inputs:
+        check_length(x.shape[-1], cfg)
+    if constants is not None:
+        inputs = [(rid, normalise(x, constants["mean"][:, None], constants["std"][:, None])) for rid, x in inputs]
+    z = embed_records(
+        encoder, [(rid, x.astype(np.float32)) for rid, x in inputs], tokens, int(args.get("batch_size", 64))
+    )
+    save_npy_atomic(output, z)
+    write_text_atomic(
+        output.with_name(f"{output.stem}_records.csv"),
+        pd.Series([rid for rid, _ in inputs], name="record_id").to_csv(index=False),
+    )
+    if source.suffix != ".npy":
+        write_text_atomic(
+            output.with_name(f"{output.stem}_rejects.csv"),
+            pd.DataFrame(rejects, columns=list(REJECTS_COLUMNS)).to_csv(index=False),
         )
-    if args.get("normalize", "true").lower() != "false":
-        c = normalisation_constants(resolved.preprocess, resolved.original_sources, args.get("source"))
-        x = normalise(x, c["mean"][None, :, None], c["std"][None, :, None]).astype(np.float32)
-    z = embed(encoder, x, args.get("tokens", "false").lower() == "true", int(args.get("batch_size", 64)))
-    Path(args["output"]).parent.mkdir(parents=True, exist_ok=True)
-    np.save(args["output"], z)
-    print(f"wrote {args['output']}: {z.shape} ({'tokens' if z.ndim == 3 else 'pooled'}) from {path}")
+    print(
+        f"wrote {output}: {z.shape} ({'tokens' if tokens else 'pooled'}) from {path}; {len(rejects)} record(s) rejected"
+    )
 
 
 if __name__ == "__main__":

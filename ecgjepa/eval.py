@@ -17,19 +17,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import ecgjepa
 from ecgjepa.accel import Accel
 from ecgjepa.accel.capability import device_type
 from ecgjepa.accel.precision import resolve_precision
 from ecgjepa.cli import HydraCommand
+from ecgjepa.core.files import ensure_writable_dir, save_npz_atomic, write_text_atomic
+from ecgjepa.core.version import VERSION
 from ecgjepa.data.labelled import LabelledDataModule
-from ecgjepa.formats.files import CheckpointError, write_text_atomic
+from ecgjepa.formats.files import CheckpointError
 from ecgjepa.formats.resolve import resolve_encoder
-from ecgjepa.metrics import f1_thresholds, macro_auroc, multiclass_metrics, per_class_auroc, regression_metrics
+from ecgjepa.metrics import per_class_auroc
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_regression, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, load_group_option, resolve_ckpt_path
-from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
+from ecgjepa.utils.paths import conf_dir, register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -95,35 +96,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def split_metrics(module: ClassifierModule, split: str) -> dict[str, Any]:
-    """The metrics of one split's outputs, named ``<split>_<metric>``."""
+def split_arrays(module: ClassifierModule, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, outputs) of one split of the test pass."""
     result = module.results[split]
-    targets, outputs = result["targets"].numpy(), result["outputs"].numpy()
-    if module.kind == "regression":
-        values = regression_metrics(targets, outputs)
-    else:
-        values = {"auroc": macro_auroc(targets, outputs)}
-        if module.kind == "multiclass":
-            values.update(multiclass_metrics(targets, outputs))
-    return {f"{split}_{name}": value for name, value in values.items()}
+    return result["targets"].numpy(), result["outputs"].numpy()
 
 
-def write_outputs(
-    out_dir: Path,
-    cfg: DictConfig,
-    module: ClassifierModule,
-    datamodule: LabelledDataModule,
-    best: dict[str, float],
+def run_metrics(
+    cfg: DictConfig, module: ClassifierModule, datamodule: LabelledDataModule, best: dict[str, float]
 ) -> dict[str, Any]:
-    """``metrics.json``, ``predictions.npz`` (keys read by the original's bootstrap script) and
-    ``predictor.json`` (classes, per-class thresholds with the best validation F1, and the preprocessing that
-    ``ecgjepa-predict`` applies to new records)."""
-    val, test = module.results["val"], module.results["test"]
-    val_targets, val_outputs = val["targets"].numpy(), val["outputs"].numpy()
-    test_targets, test_outputs = test["targets"].numpy(), test["outputs"].numpy()
-    metric = module.metric_name
-    classification = module.kind != "regression"
-    thresholds = f1_thresholds(val_targets, val_outputs) if classification else None
+    """metrics.json's content: what ran, every metric of the validation and test splits, provenance."""
+    kind = module.task_kind
+    metric = kind.metric
     metrics: dict[str, Any] = {
         "task": datamodule.task,
         "kind": module.kind,
@@ -132,46 +116,59 @@ def write_outputs(
         "seed": cfg.seed,
         "train_fraction": datamodule.train_fraction,
         "metric": metric,
-        **split_metrics(module, "val"),
-        **split_metrics(module, "test"),
-        f"val_{metric}": float(best["val"]),
-        f"test_{metric}": float(best["test"]),
-        "best_step": best.get("step"),
-        "classes": datamodule.classes,
-        "num_records": {name: len(ds) for name, ds in datamodule.datasets.items()},
     }
-    if classification:
-        per_class = per_class_auroc(test_targets, test_outputs)
-        metrics["per_class"] = [
-            {"class": c, "auroc": float(a), "support": int(s)}
-            for c, a, s in zip(datamodule.classes, per_class, test_targets.sum(axis=0), strict=True)
-        ]
-        metrics.update(datamodule.test_metrics(test_targets, test_outputs, thresholds))
-        plot_roc_curves(test_targets, test_outputs, datamodule.classes, out_dir / "plots" / "roc_curves.png")
-        plot_per_class_auroc(
-            datamodule.classes,
-            per_class,
-            [c["support"] for c in metrics["per_class"]],
-            out_dir / "plots" / "per_class_auroc.png",
-        )
-    else:
-        plot_regression(test_targets[:, 0], test_outputs[:, 0], datamodule.classes[0], out_dir / "plots" / "test.png")
-    metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
-    metrics["versions"] = {
-        "ecgjepa": ecgjepa.__version__,
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "python": platform.python_version(),
-    }
-    metrics["git_commit"] = git_commit()
-    np.savez(
-        out_dir / "predictions.npz",
-        val_targets=val_targets,
-        val_predictions=val_outputs,
-        test_targets=test_targets,
-        test_predictions=test_outputs,
+    for split in ("val", "test"):
+        metrics.update({f"{split}_{name}": value for name, value in kind.metrics(*split_arrays(module, split)).items()})
+    metrics.update(
+        {
+            f"val_{metric}": float(best["val"]),
+            f"test_{metric}": float(best["test"]),
+            "best_step": best.get("step"),
+            "classes": datamodule.classes,
+            "num_records": {name: len(ds) for name, ds in datamodule.datasets.items()},
+        }
     )
-    predictor = {
+    return metrics
+
+
+def per_class_metrics(datamodule: LabelledDataModule, targets: np.ndarray, outputs: np.ndarray) -> list[dict]:
+    per_class = per_class_auroc(targets, outputs)
+    return [
+        {"class": c, "auroc": float(a), "support": int(s)}
+        for c, a, s in zip(datamodule.classes, per_class, targets.sum(axis=0), strict=True)
+    ]
+
+
+def write_plots(out_dir: Path, module: ClassifierModule, datamodule: LabelledDataModule, per_class: list[dict]) -> None:
+    """ROC curves and per-class AUROC of the test split; a scatter of predicted against true values for regression."""
+    targets, outputs = split_arrays(module, "test")
+    plots = out_dir / "plots"
+    if not module.task_kind.classification:
+        plot_regression(targets[:, 0], outputs[:, 0], datamodule.classes[0], plots / "test.png")
+        return
+    plot_roc_curves(targets, outputs, datamodule.classes, plots / "roc_curves.png")
+    aurocs = [c["auroc"] for c in per_class]
+    plot_per_class_auroc(datamodule.classes, aurocs, [c["support"] for c in per_class], plots / "per_class_auroc.png")
+
+
+def provenance(cfg: DictConfig) -> dict[str, Any]:
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": {
+            "ecgjepa": VERSION,
+            "torch": torch.__version__,
+            "lightning": L.__version__,
+            "python": platform.python_version(),
+        },
+        "git_commit": git_commit(),
+    }
+
+
+def predictor_description(
+    module: ClassifierModule, datamodule: LabelledDataModule, thresholds: np.ndarray | None
+) -> dict[str, Any]:
+    """predictor.json: the classes, their thresholds and the preprocessing that ``ecgjepa-predict`` applies."""
+    return {
         "task": datamodule.task,
         "kind": module.kind,
         "classes": datamodule.classes,
@@ -181,7 +178,37 @@ def write_outputs(
         "mean": datamodule.mean.tolist(),
         "std": datamodule.std.tolist(),
     }
-    write_text_atomic(out_dir / "predictor.json", json.dumps(predictor, indent=2))
+
+
+def write_outputs(
+    out_dir: Path,
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: LabelledDataModule,
+    best: dict[str, float],
+) -> dict[str, Any]:
+    """``metrics.json``, ``predictions.npz`` (keys read by the original's bootstrap script), ``predictor.json``
+    (per-class thresholds with the best validation F1) and the plots."""
+    val_targets, val_outputs = split_arrays(module, "val")
+    test_targets, test_outputs = split_arrays(module, "test")
+    thresholds = module.task_kind.thresholds(val_targets, val_outputs)
+    metrics = run_metrics(cfg, module, datamodule, best)
+    per_class: list[dict] = []
+    if module.task_kind.classification:
+        per_class = metrics["per_class"] = per_class_metrics(datamodule, test_targets, test_outputs)
+        metrics.update(datamodule.test_metrics(test_targets, test_outputs, thresholds))
+    write_plots(out_dir, module, datamodule, per_class)
+    metrics.update(provenance(cfg))
+    save_npz_atomic(
+        out_dir / "predictions.npz",
+        val_targets=val_targets,
+        val_predictions=val_outputs,
+        test_targets=test_targets,
+        test_predictions=test_outputs,
+    )
+    write_text_atomic(
+        out_dir / "predictor.json", json.dumps(predictor_description(module, datamodule, thresholds), indent=2)
+    )
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
@@ -214,7 +241,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         metrics = write_outputs(out_dir, cfg, module, datamodule, best)
-        name = "R²" if module.kind == "regression" else "macro AUROC"
+        name = {"r2": "R²", "auroc": "macro AUROC"}[module.task_kind.metric]
         log.info("test %s %.4f (val %.4f, best step %s)", name, best["test"], best["val"], best["step"])
         return metrics
     return {}

@@ -8,15 +8,15 @@ model card ``README.md`` with the evaluation results found for this encoder. :fu
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ecgjepa.cli import UsageError, command
+from ecgjepa.core.files import copy_atomic, write_text_atomic
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
-from ecgjepa.formats.files import CheckpointError, write_text_atomic
+from ecgjepa.formats.files import CheckpointError
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.models import VisionTransformer
 
@@ -102,7 +102,7 @@ def export(source: str | Path, out_dir: str | Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         folder = resolved.source if resolved.source.is_dir() else resolved.source.parent
         for name in ("model.safetensors", CONFIG):
-            shutil.copyfile(folder / name, out / name)
+            copy_atomic(folder / name, out / name)
     elif resolved.layout != "export":
         write_export(out, resolved.state, description)
     write_text_atomic(out / "README.md", model_card(description, find_results(run_dir, resolved.source)))

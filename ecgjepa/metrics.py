@@ -1,5 +1,6 @@
-"""Macro ROC-AUC and its bootstrap, as the PTB-XL benchmark reports them (spec §6.8, §6.10), and the other
-metrics of a labelled dataset: accuracy and macro F1 of single-label tasks, MAE and R² of regression.
+"""Macro ROC-AUC and its bootstrap, as the PTB-XL benchmark reports them (ECG-JEPA finetune.py and
+scripts/bootstrap_test_set.py), and the other metrics of a labelled dataset: accuracy and macro F1 of single-label
+tasks, MAE and R² of regression.
 
 The AUROC is torchmetrics' exact one (no threshold binning), equal to scikit-learn
 ``roc_auc_score(average='macro')`` on multi-hot (or one-hot, for ST-MEM) targets up to float32 rounding

@@ -1,11 +1,42 @@
-"""Optimizer construction shared by pre-training and evaluation."""
+"""The pre-training optimisation recipe and the optimizer construction shared by pre-training and evaluation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from ecgjepa.models.config import strict_fields
+from ecgjepa.schedules import learning_rate
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Pre-training optimisation (keys as in ECG-JEPA's pre-training configs; the values: conf/optim/)."""
+
+    steps: int
+    learning_rate: float
+    final_learning_rate: float
+    learning_rate_warmup_steps: int
+    weight_decay: float
+    final_weight_decay: float
+    opt_betas: tuple[float, float]
+    opt_eps: float
+    fused: bool | None
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> OptimConfig:
+        """Build from the ``optim`` group; an unknown or missing key fails naming it."""
+        fields = strict_fields(cls, cfg, "optim")
+        return cls(**{**fields, "opt_betas": tuple(fields["opt_betas"])})
+
+    def lr_at(self, step: int) -> float:
+        return learning_rate(
+            step, self.learning_rate, self.final_learning_rate, self.learning_rate_warmup_steps, self.steps
+        )
 
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:

@@ -12,7 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from torchmetrics.functional.classification import binary_roc  # noqa: E402
+
+from ecgjepa.core.files import atomic_write  # noqa: E402
 
 PRETRAIN_PANELS = (
     ("train/loss", "L1 loss"),
@@ -22,6 +25,14 @@ PRETRAIN_PANELS = (
     ("train/target_std", "target std across batch (collapse if -> 0)"),
     ("probe/val_auroc", "online probe: val macro AUROC"),
 )
+
+
+def save_figure(fig: Figure, out: Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``out`` (its suffix names the format) atomically and close it."""
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=Path(out).suffix.lstrip("."))
+    plt.close(fig)
+    return Path(out)
 
 
 def plot_pretrain_curves(metrics_csv: Path, out: Path) -> Path | None:
@@ -48,8 +59,7 @@ def plot_pretrain_curves(metrics_csv: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
@@ -70,8 +80,7 @@ def plot_roc_curves(targets: np.ndarray, probs: np.ndarray, classes: Sequence[st
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
@@ -89,8 +98,7 @@ def plot_per_class_auroc(classes: Sequence[str], aurocs: Sequence[float], suppor
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
@@ -105,6 +113,5 @@ def plot_regression(targets: np.ndarray, values: np.ndarray, name: str, out: Pat
     ax.set_title("test predictions", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out

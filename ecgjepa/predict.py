@@ -28,14 +28,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from data_prep import folder
-from data_prep.records import DataPrepError, RawRecord, RecordRef, prepare_record
-from data_prep.sources import folder_spec
 from ecgjepa.cli import command, parse_key_values
+from ecgjepa.core.dump_format import REJECTS_COLUMNS
+from ecgjepa.core.files import write_text_atomic
+from ecgjepa.core.manifest import input_records
+from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
 from ecgjepa.data.labelled import normalise_record
-from ecgjepa.data.signal import CANONICAL_LEADS
-from ecgjepa.embed import load_array
-from ecgjepa.formats.files import load_file, write_text_atomic
+from ecgjepa.formats.files import load_file
 from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.modules.classifier import ClassifierModule
 
@@ -58,42 +57,14 @@ def load_run(run_dir: Path) -> tuple[ClassifierModule, dict[str, Any]]:
     return module.eval(), predictor
 
 
-def records(path: Path, fs: float | None) -> tuple[list[RecordRef], Path]:
-    """What to predict and the folder the references are relative to."""
-    if path.is_dir():
-        return folder.discover(path), path
-    if path.suffix == ".csv":
-        return folder.manifest_records(path), path.parent
-    if path.suffix == ".npy":
-        x = load_array(path)
-        if x.ndim != 3 or x.shape[1] != 12:
-            raise ValueError(f"input={path} has shape {x.shape}; expected (N, 12, T)")
-        leads = ",".join(CANONICAL_LEADS)
-        refs = [RecordRef(f"{path.name}[{i}]", f"{path}::{i}", fs=fs or 500.0, leads=leads) for i in range(len(x))]
-        return refs, path
-    raise FileNotFoundError(f"input={path} is neither a folder, a manifest .csv nor a .npy file")
-
-
-def read(base: Path, ref: RecordRef) -> RawRecord:
-    location, _, item = ref.location.partition("::")
-    if location.endswith(".npy") and item.isdigit():
-        x = load_array(Path(location))[int(item)]
-        return RawRecord(np.asarray(x, dtype=np.float64).T, ref.fs, ref.leads.split(","))
-    return folder.read(base, ref)
-
-
 def prepared(
     refs: list[RecordRef], base: Path, predictor: dict[str, Any], rejects: list[tuple[str, str]]
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(record id, model input) of every usable record; the others go to ``rejects`` with the reason."""
     spec = folder_spec("predict", predictor["record_samples"] / predictor["sampling_frequency"])
     mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
-    for ref in refs:
-        try:
-            x = prepare_record(read(base, ref), spec)[: predictor["record_samples"]]
-            yield str(ref.record_id), normalise_record(x, mean, std)
-        except (ValueError, OSError, KeyError, DataPrepError) as err:
-            rejects.append((str(ref.record_id), " ".join(f"{type(err).__name__}: {err}".split())[:500]))
+    for record_id, x in prepared_records(refs, base, spec, rejects):
+        yield record_id, normalise_record(x[: predictor["record_samples"]], mean, std)
 
 
 @torch.inference_mode()
@@ -104,7 +75,9 @@ def predict(module: ClassifierModule, inputs: Iterator[tuple[str, np.ndarray]], 
 
     def flush() -> None:
         if batch:
-            probabilities.append(module.outputs(module(torch.from_numpy(np.stack(batch))).float()).numpy())
+            probabilities.append(
+                module.outputs(module.inference_logits(torch.from_numpy(np.stack(batch))).float()).numpy()
+            )
             batch.clear()
 
     for record_id, x in inputs:
@@ -116,32 +89,26 @@ def predict(module: ClassifierModule, inputs: Iterator[tuple[str, np.ndarray]], 
     return pd.DataFrame(np.concatenate(probabilities) if probabilities else None, index=pd.Index(ids, name="record_id"))
 
 
-def named_labels(table: pd.DataFrame, predictor: dict[str, Any]) -> pd.Series:
-    if predictor["kind"] == "multiclass":
-        return table.idxmax(axis=1)
-    above = table.to_numpy() >= np.asarray(predictor["thresholds"])
-    return pd.Series([";".join(np.asarray(table.columns)[row]) for row in above], index=table.index)
-
-
 @command("ecgjepa-predict")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(sys.argv[1:] if argv is None else argv, OPTIONS, {"run", "input", "output"}, __doc__)
     module, predictor = load_run(Path(args["run"]))
     fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
-    refs, base = records(Path(args["input"]), fs)
+    refs, base = input_records(Path(args["input"]), fs)
     rejects: list[tuple[str, str]] = []
     inputs = prepared(refs, base, predictor, rejects)
     progress = tqdm(inputs, total=len(refs), unit="record", disable=not sys.stderr.isatty())
     table = predict(module, progress, int(args.get("batch_size", 64)))
     if not table.empty:
         table.columns = predictor["classes"]
-        if predictor["kind"] != "regression":
-            table["labels"] = named_labels(table[predictor["classes"]], predictor)
+        labels = module.task_kind.labels(table[predictor["classes"]], predictor["thresholds"])
+        if labels is not None:
+            table["labels"] = labels
     output = Path(args["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output, table.to_csv())
     rejected = output.with_name(f"{output.stem}_rejects.csv")
-    pd.DataFrame(rejects, columns=["record_id", "reason"]).to_csv(rejected, index=False)
+    write_text_atomic(rejected, pd.DataFrame(rejects, columns=list(REJECTS_COLUMNS)).to_csv(index=False))
     print(f"wrote {output}: {len(table)} record(s); {len(rejects)} could not be used (see {rejected})")
 
 

@@ -1,4 +1,5 @@
-"""``ecgjepa-report <sweep dir>``: the paper's table entries from a sweep of evaluation runs (§6.10-6.11).
+"""``ecgjepa-report <sweep dir>``: the paper's table entries from a sweep of evaluation runs
+(as ECG-JEPA scripts/bootstrap_test_set.py reports them).
 
 Every directory below the sweep dir holding a ``metrics.json`` (and its ``predictions.npz``) is one run.
 Runs are grouped by (encoder, task, protocol, train fraction); a group's entry is the mean test score over its
@@ -21,7 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ecgjepa.cli import command
+from ecgjepa.core.files import write_text_atomic
 from ecgjepa.metrics import bootstrap_auroc, bootstrap_r2
+from ecgjepa.plots import save_figure
 
 METRICS_KEYS = ("task", "protocol", "encoder", "seed", "classes")
 PREDICTION_KEYS = ("test_targets", "test_predictions")
@@ -199,7 +202,7 @@ def plot(groups: dict[Group, list[Run]], path: Path) -> None:
     ax.set_ylabel("test score (macro AUROC; R² for regression)")
     ax.set_title("Test score per seed (points) and mean ± std (bars)")
     ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def build_report(sweep_dir: str | Path, n_bootstrap: int = 100) -> str:
@@ -208,8 +211,8 @@ def build_report(sweep_dir: str | Path, n_bootstrap: int = 100) -> str:
     groups = group_runs(find_runs(sweep_dir))
     table = summarise(groups, n_bootstrap)
     markdown = to_markdown(table)
-    (sweep_dir / "report.md").write_text(markdown)
-    table.to_csv(sweep_dir / "report.csv", index=False, float_format="%.6f")
+    write_text_atomic(sweep_dir / "report.md", markdown)
+    write_text_atomic(sweep_dir / "report.csv", table.to_csv(index=False, float_format="%.6f"))
     plot(groups, sweep_dir / "report.png")
     return markdown
 

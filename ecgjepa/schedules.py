@@ -1,4 +1,4 @@
-"""Schedules as pure functions of the step (spec §5.2), so a resumed run needs no schedule state."""
+"""Schedules as pure functions of the step (ECG-JEPA utils/schedules.py), so a resumed run needs no schedule state."""
 
 from __future__ import annotations
 

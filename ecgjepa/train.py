@@ -15,13 +15,14 @@ from ecgjepa.accel import Accel
 from ecgjepa.accel.capability import device_type
 from ecgjepa.accel.precision import resolve_precision
 from ecgjepa.cli import HydraCommand
+from ecgjepa.core.files import ensure_writable_dir
 from ecgjepa.formats.files import CheckpointError, load_file, torch_save_atomic
 from ecgjepa.formats.layouts import detect_layout
 from ecgjepa.formats.original import original_to_lightning
 from ecgjepa.models.config import ModelConfig
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
-from ecgjepa.utils.paths import conf_dir, ensure_writable_dir, register_resolvers
+from ecgjepa.utils.paths import conf_dir, register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()

@@ -25,6 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ecgjepa.core.files import write_text_atomic  # noqa: E402
+from ecgjepa.plots import save_figure  # noqa: E402
 from ecgjepa.report import paper_format  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +121,7 @@ def main() -> None:
         f"Attentive probe, superdiagnostic task, bundled sample (folds 1-8 train, 9 val, 10 test); JEPA pre-training "
         f"{args.steps} steps of batch 32; probe {args.probe_steps} steps; {minutes:.0f} min on this machine."
     )
-    (args.out / "reproduce_small.md").write_text(table + "\n\n" + note + "\n")
+    write_text_atomic(args.out / "reproduce_small.md", table + "\n\n" + note + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for i, (test, _) in enumerate(rows.values()):
         ax.bar(i, test.mean(), yerr=test.std(), color=("tab:blue", "tab:gray")[i], alpha=0.8, capsize=4)
@@ -129,7 +131,7 @@ def main() -> None:
     ax.set_ylim(0.4, 1.0)
     ax.set_title("attentive probe, superdiagnostic, 500-record sample", fontsize=9)
     fig.tight_layout()
-    fig.savefig(args.out / "reproduce_small.png", dpi=110)
+    save_figure(fig, args.out / "reproduce_small.png")
     print(table + "\n\n" + note)
 
 

@@ -24,7 +24,7 @@ from ecgjepa.accel.attention import CPUBfloat16Attention
 from ecgjepa.accel.capability import device_type, native_bf16
 from ecgjepa.accel.checkpointing import CheckpointedBlock
 from ecgjepa.accel.precision import resolve_precision
-from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.data.masks import BlockMaskSampler
 from ecgjepa.formats.files import load_file
 from ecgjepa.formats.layouts import load_encoder_state, load_into, model_config_from_original
 from ecgjepa.models import VisionTransformer
@@ -32,7 +32,7 @@ from ecgjepa.models.layers import Attention
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import load_group_option
 from ecgjepa.utils.paths import conf_dir
-from tests.conftest import OriginalFixture, model_config
+from tests.helpers import OriginalFixture, model_config
 
 TINY = model_config(pred_depth=2)
 OPTIM = load_group_option("optim", "paper")
@@ -138,8 +138,8 @@ def test_a_float32_training_step_is_bit_identical_with_and_without_accel() -> No
     assert isinstance(fast.encoder.blocks[0], CheckpointedBlock)
     assert isinstance(fast.encoder.blocks[0].attn, CPUBfloat16Attention)
     x = torch.randn(7, 12, 5000)
-    collator = BlockMaskCollator(25, 10, 0.15, 0.25)
-    keep, pred = collator.sample(7, 200, collator.rng_for(0))
+    masks = BlockMaskSampler(25, 10, 0.15, 0.25)
+    keep, pred = masks.sample(7, 200, masks.rng_for(0))
     results = []
     for module in (plain, fast):
         loss, targets = module.jepa_loss(x, keep, pred)
@@ -223,8 +223,8 @@ def loss_and_grads(mode: str) -> tuple[dict[str, torch.Tensor], collections.Coun
     torch.manual_seed(0)
     module = accel(activation_checkpointing=mode).apply(JEPAModule(TINY.to_dict(), OPTIM))
     x = torch.randn(3, 12, 5000)
-    collator = BlockMaskCollator(25, 10, 0.15, 0.25)
-    keep, pred = collator.sample(3, 200, collator.rng_for(0))
+    masks = BlockMaskSampler(25, 10, 0.15, 0.25)
+    keep, pred = masks.sample(3, 200, masks.rng_for(0))
     with CountOps() as ops:
         loss, _ = module.jepa_loss(x, keep, pred)
         loss.backward()
@@ -289,10 +289,10 @@ def test_compiled_pretraining_does_not_recompile_per_context_length(device: str,
     counters.clear()
     accel(compile=True, cpu_bf16_attention=False).apply(compiled)
     x = torch.randn(batch, 12, 5000, device=device)
-    collator = BlockMaskCollator(25, 10, 0.15, 0.25)
+    masks = BlockMaskSampler(25, 10, 0.15, 0.25)
     lengths = set()
     for i in range(5):
-        keep, pred = (m.to(device) for m in collator.sample(batch, 200, collator.rng_for(i)))
+        keep, pred = (m.to(device) for m in masks.sample(batch, 200, masks.rng_for(i)))
         lengths.add(keep.shape[1])
         # bf16: the path inductor 2.13 failed on (CPU); on CUDA torch 2.11 failed on the dynamic shapes.
         with torch.autocast(device, dtype=torch.bfloat16):

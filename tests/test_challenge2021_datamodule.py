@@ -14,17 +14,17 @@ import pandas as pd
 import pytest
 
 from data_prep.__main__ import main as data_prep_main
-from data_prep.records import header_dx
+from ecgjepa.core.dump_format import record_fold
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.records import header_dx
 from ecgjepa.data.challenge2021_datamodule import Challenge2021DataModule, class_names
 from ecgjepa.data.challenge2021_scoring import ChallengeScoring
-from ecgjepa.data.dumps import SourceDump
 from ecgjepa.data.pretrain import MixtureBatches, parse_sources
-from ecgjepa.data.splits import record_fold
 from ecgjepa.eval import run as eval_run
 from ecgjepa.predict import main as predict_main
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
-from tests.conftest import DATA, FEW_EVAL_STEPS
+from tests.helpers import DATA, FEW_EVAL_STEPS
 
 SHORT_EVAL = [*FEW_EVAL_STEPS, "dataset.absent_classes=drop"]
 

@@ -9,7 +9,7 @@ import pytest
 import wfdb
 
 from ecgjepa.data.challenge2021_scoring import TABLES, ChallengeScoring
-from tests.conftest import DATA
+from tests.helpers import DATA
 
 AF, SR, LBBB, CLBBB = "164889003", "426783006", "164909002", "733534002"
 

@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,7 @@ from ecgjepa.eval import run as eval_run
 from ecgjepa.export import main as export_main
 from ecgjepa.report import main as report_main
 from ecgjepa.train import run as train_run
-from tests.conftest import DATA, REPO, TINY
-
-
-def assert_user_error(capsys: pytest.CaptureFixture, call: Callable[[], object], *named: str) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        call()
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2, err
-    assert "Traceback" not in err
-    for text in named:
-        assert text in err, err
-    return err
+from tests.helpers import DATA, REPO, TINY, assert_user_error
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +30,18 @@ def text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ecgjepa-embed --------------------------------------------------------------------------------------------------
 
 
-def test_embed_a_csv_as_input_names_the_file(capsys, tmp_path: Path, text_file: Path) -> None:
-    err = assert_user_error(
+def test_embed_an_input_of_the_wrong_kind_names_the_file(capsys, tmp_path: Path, text_file: Path) -> None:
+    """A CSV is read as a manifest of array files, a .npy as model-ready arrays: a text file is neither."""
+    assert_user_error(
         capsys,
         lambda: embed_main([f"encoder={TINY.minified}", f"input={text_file}", f"output={tmp_path / 'z.npy'}"]),
-        f"ecgjepa-embed: error: {text_file}: not a readable .npy array",
+        f"ecgjepa-embed: error: {text_file}: missing column(s) ['file', 'sampling_rate', 'leads']",
+    )
+    not_an_array = Path(shutil.copy(text_file, tmp_path / "x.npy"))
+    err = assert_user_error(
+        capsys,
+        lambda: embed_main([f"encoder={TINY.minified}", f"input={not_an_array}", f"output={tmp_path / 'z.npy'}"]),
+        f"ecgjepa-embed: error: {not_an_array}: not a readable .npy array",
     )
     assert "pickle" not in err.split("expected one written by numpy.save")[0]
     assert not (tmp_path / "z.npy").exists()

@@ -13,7 +13,7 @@ from ecgjepa.eval import run as eval_run
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import conf_dir
-from tests.conftest import files_under, pretraining_module
+from tests.helpers import files_under, pretraining_module
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 PAPER = {

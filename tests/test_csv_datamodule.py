@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from ecgjepa.core.manifest import TableError
 from ecgjepa.data.csv_datamodule import CSVDataModule, LabelsError
 from ecgjepa.eval import run as eval_run
 from ecgjepa.predict import main as predict_main
 from ecgjepa.utils.hydra import compose_config
-from tests.conftest import DATA, FEW_EVAL_STEPS
-from tests.test_data_prep import write_like
+from tests.helpers import DATA, FEW_EVAL_STEPS, write_like
 
 RECORDS = DATA / "ptbxl" / "records500" / "00000"
 
@@ -163,3 +163,27 @@ def test_record_names_that_look_like_numbers_keep_their_text(tmp_path: Path) -> 
     path = write_labels(labels, "sex.csv", {"sex": meta["sex"].tolist()}, names)
     records = datamodule(path, tmp_path / "data").load_records()
     assert list(records.ids) == names
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (
+            {"fold": [*range(1, 11)] * 3 + [11] + [*range(1, 10)]},
+            "line 32, column 'fold': expected a fold from 1 to 10",
+        ),
+        (
+            {"fold": ["one"] + [*range(1, 11)] * 3 + [*range(1, 10)]},
+            "line 2, column 'fold': expected a fold from 1 to 10",
+        ),
+        ({"AF": [0, 1] * 19 + [0, 3], "RBBB": [1, 0] * 20}, "line 41, column 'AF': a multi-label column holds 0 or 1"),
+    ],
+)
+def test_a_value_outside_its_column_is_named_with_file_line_and_column(
+    tmp_path: Path, columns: dict, message: str
+) -> None:
+    labels = {"sex": ptbxl_metadata()["sex"].tolist()} if "fold" in columns else {}
+    path = write_labels(tmp_path / "labels", "labels.csv", {**labels, **columns})
+    kind = ["dataset.kind=multiclass", "dataset.labels=[sex]"] if "fold" in columns else ["dataset.kind=multilabel"]
+    with pytest.raises(TableError, match=re.escape(f"{path}: {message}")):
+        datamodule(path, tmp_path / "data", *kind).load_records()

@@ -12,16 +12,18 @@ import torch
 
 from ecgjepa.accel.precision import set_float32_precision
 from ecgjepa.callbacks.target_momentum import ema_update
-from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.data.masks import BlockMaskSampler
 from ecgjepa.formats.export import read_export
 from ecgjepa.formats.layouts import load_encoder_state, load_into
 from ecgjepa.models import VisionTransformer
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import OriginalFixture
-from tests.test_accel import TINY
+from tests.helpers import OriginalFixture, model_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+TINY_MODEL = model_config(pred_depth=2)
 
 
 @pytest.fixture
@@ -49,13 +51,13 @@ def test_target_encoder_matches_the_original_on_cuda(exact_fp32, original: Origi
 def test_a_training_step_on_cuda_equals_the_cpu(exact_fp32) -> None:
     """Loss, gradients, fused-AdamW update and EMA on the GPU match the CPU's (per-tensor loop) AdamW in fp32."""
     torch.manual_seed(0)
-    cpu = JEPAModule(TINY.to_dict(), load_group_option("optim", "paper"))
-    gpu = JEPAModule(TINY.to_dict(), load_group_option("optim", "paper"))
+    cpu = JEPAModule(TINY_MODEL.to_dict(), load_group_option("optim", "paper"))
+    gpu = JEPAModule(TINY_MODEL.to_dict(), load_group_option("optim", "paper"))
     gpu.load_state_dict(cpu.state_dict())
     gpu.cuda()
     opts = {name: m.configure_optimizers()["optimizer"] for name, m in (("cpu", cpu), ("gpu", gpu))}
     assert opts["gpu"].defaults["fused"] and not opts["cpu"].defaults["fused"]
-    keep, pred = BlockMaskCollator(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(0))
+    keep, pred = BlockMaskSampler(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(0))
     x = torch.randn(4, 12, 5000)
     losses = {}
     for name, module, device in (("cpu", cpu, "cpu"), ("gpu", gpu, "cuda")):

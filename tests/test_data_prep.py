@@ -1,4 +1,5 @@
-"""Tests of `data_prep` on the real records in tests/data (spec §2.1-§2.7, §10 pitfalls 14-21).
+"""Tests of `data_prep` on the real records in tests/data (the original's
+scripts/dump_data.py, scripts/preprocess_data_dump.py and data/datasets/*.py).
 
 Every reader's dump is compared with a direct `wfdb.rdsamp` read after the documented steps: float16
 cast, (FFT resampling to 500 Hz), reordering of the leads by name. Then the engine: CODE-15 layout,
@@ -23,12 +24,14 @@ import wfdb
 from scipy import signal as sps
 
 from data_prep.__main__ import main
-from data_prep.common import DUMP_FILES, dump_source
-from data_prep.records import DataPrepError, prepare_record, read_wfdb
-from data_prep.sources import SOURCES
-from data_prep.stats import PTBXL_STATS_FOLDS, dump_stats
-from ecgjepa.data.signal import CANONICAL_LEADS
-from tests.conftest import DATA, REPO, SAMPLE, make_ptbxl_raw
+from data_prep.common import dump_source
+from data_prep.sources import PTBXL_STATS_FOLDS, SOURCES
+from data_prep.stats import dump_stats
+from ecgjepa.core.dump_format import DUMP_FILES
+from ecgjepa.core.errors import DataPrepError
+from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.core.records import prepare_record, read_wfdb
+from tests.helpers import DATA, REPO, SAMPLE, make_ptbxl_raw, write_like
 
 PTBXL_IDS = range(1, 41)
 
@@ -211,23 +214,6 @@ def test_code15_keeps_complete_exams_in_csv_order(tmp_path: Path):
     assert rejects["record_id"].tolist() == [30, 40, 50]
     assert rejects["reason"].str.contains("incomplete exam").tolist() == [True, False, True]
     assert "exams_part1.hdf5 not found" in rejects["reason"][1]
-
-
-def write_like(source: Path, name: str, out_dir: Path, edit, fs: float | None = None) -> None:
-    """Write a WFDB record (format 16) `name` from a real record after `edit(signal, sig_name)`."""
-    x, fields = wfdb.rdsamp(str(source))
-    x, sig_name = edit(x.copy(), list(fields["sig_name"]))
-    wfdb.wrsamp(
-        name,
-        fs=fields["fs"] if fs is None else fs,
-        units=["mV"] * len(sig_name),
-        sig_name=sig_name,
-        p_signal=x,
-        fmt=["16"] * len(sig_name),
-        adc_gain=[1000.0] * len(sig_name),
-        baseline=[0] * len(sig_name),
-        write_dir=str(out_dir),
-    )
 
 
 def set_nan(rows: slice, lead: int):
@@ -444,12 +430,6 @@ def test_st_petersburg_is_high_passed_at_native_rate(tmp_path: Path):
     np.testing.assert_array_equal(record(signals, index, 0), expected)
 
 
-def test_progress_falls_back_to_plain_lines_without_tqdm(tmp_path: Path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "tqdm", None)
-    dump_source("mimic_iv_ecg", DATA / "mimic_iv_ecg", tmp_path, workers=1, chunk_size=1, progress=True)
-    assert "mimic_iv_ecg: 2/2 records" in capsys.readouterr().err
-
-
 # --- a folder of one's own records ------------------------------------------------------------------------------
 
 
@@ -551,3 +531,14 @@ def test_bad_leads_and_rates_go_to_rejects(tmp_path: Path) -> None:
     reasons = pd.read_csv(tmp_path / "out" / "georgia" / "rejects.csv").set_index("record_id")["reason"]
     assert "missing leads ['V6']; unknown leads ['X']" in reasons["lead_x"]
     assert "fs_in must be a positive finite sampling rate, got 0.0" in reasons["zero_hz"]
+
+
+def test_a_dump_without_a_usable_record_is_an_error_naming_the_reasons(tmp_path: Path, capsys) -> None:
+    raw = DATA / "challenge2021" / "cpsc_2018"  # 10-25 s records, all shorter than the 60 s asked for
+    command = ["folder", "--raw", str(raw), "--out", str(tmp_path), "--name", "long", "--min-seconds", "60"]
+    assert main([*command, "--workers", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'long'}: no usable record: every record was rejected (" in err
+    assert "ValueError: too short:" in err and "rejects.csv" in err
+    assert len(pd.read_csv(tmp_path / "long" / "rejects.csv")) == 10  # the reasons stay readable
+    assert main([*command, "--no-progress"]) == 2  # a re-run does not pass the empty dump off as done

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ecgjepa.data.dumps import DumpError, SourceDump
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.errors import DumpError
 from ecgjepa.data.labelled import DumpRecords, RecordDataset
 from ecgjepa.eval import run as eval_run
-from tests.conftest import Edit, files_under, make_dump, pretrain_on
+from tests.helpers import Edit, files_under, make_dump, pretrain_on
 
 
 def test_missing_data_root_of_the_evaluation_is_named(eval_cfg, tmp_path: Path) -> None:

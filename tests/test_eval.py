@@ -12,16 +12,18 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ecgjepa.core.records import read_wfdb
 from ecgjepa.embed import main as embed_main
 from ecgjepa.eval import run
 from ecgjepa.formats.files import CheckpointError
 from ecgjepa.modules.classifier import ClassifierModule, crop_batch
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import DATA, REPO, OriginalFixture, env_for, model_config
+from tests.helpers import DATA, REPO, OriginalFixture, env_for, model_config
 
 PROTOCOL_LINEAR = load_group_option("protocol", "linear")
 
@@ -204,6 +206,23 @@ def test_embed_wfdb_folder_resamples_and_normalises(tmp_path: Path, tiny_encoder
         ]
     )
     assert np.load(out).shape == (2, 32)
+
+
+def test_embed_reads_a_manifest_and_lists_rejected_records(tmp_path: Path, tiny_encoder_run: Path) -> None:
+    signal = read_wfdb(DATA / "ptbxl" / "records500" / "00000" / "00001_hr")
+    np.save(tmp_path / "ecg1.npy", signal.signal.T)
+    leads = ",".join(signal.leads)
+    (tmp_path / "manifest.csv").write_text(
+        f'file,sampling_rate,leads\necg1.npy,500,"{leads}"\nmissing.npy,500,"{leads}"\nshort.npy,500,"{leads}"\n'
+    )
+    np.save(tmp_path / "short.npy", signal.signal.T[:, :10])  # 20 ms: less than one 50 ms patch
+    out = tmp_path / "z.npy"
+    embed_main([f"encoder={tiny_encoder_run}", f"input={tmp_path / 'manifest.csv'}", f"output={out}"])
+    assert np.load(out).shape == (1, 32)
+    assert pd.read_csv(tmp_path / "z_records.csv")["record_id"].tolist() == ["ecg1.npy"]
+    rejects = pd.read_csv(tmp_path / "z_rejects.csv").set_index("record_id")["reason"]
+    assert sorted(rejects.index) == ["missing.npy", "short.npy"]
+    assert "missing.npy" in rejects["missing.npy"] and "too short" in rejects["short.npy"]
 
 
 # ecgjepa-eval as a Hydra multirun over two seeds, in a subprocess.

@@ -23,7 +23,7 @@ from ecgjepa.formats.layouts import load_encoder_state, load_into
 from ecgjepa.models import VisionTransformer
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import resolve_ckpt_path
-from tests.conftest import env_for, files_under, load
+from tests.helpers import env_for, files_under, load
 
 RUNNERS = {
     "train-resume": lambda train_cfg, eval_cfg, path, out: train_run(train_cfg(f"ckpt_path={path}", output_dir=out)),

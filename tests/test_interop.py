@@ -17,7 +17,7 @@ from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.train import run
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import PAPER_SCHEDULE, OriginalFixture, ScheduleRecorder
+from tests.helpers import PAPER_SCHEDULE, OriginalFixture, ScheduleRecorder
 
 
 def assert_identical(a, b, where: str = "") -> None:

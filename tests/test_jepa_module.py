@@ -14,7 +14,7 @@ import torch
 from ecgjepa.modules.jepa import JEPAModule, NonFiniteLossError
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import load, model_config
+from tests.helpers import load, model_config
 
 
 class PoisonWeights(L.Callback):

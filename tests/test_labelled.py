@@ -10,7 +10,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from ecgjepa.eval import run as eval_run
-from tests.conftest import files_under
+from tests.helpers import files_under
 
 
 def test_class_without_positive_in_the_validation_fold_is_named(eval_cfg, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Block masks: invariants of spec §3.4, determinism, and bit-exact parity with the original's RNG order."""
+"""Block masks: the invariants of the original's ``data/masks.py``, determinism, and bit-exact
+parity with the original's RNG order."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgjepa.data.masks import BlockMaskCollator, _choose_proportional, sample_block_mask
-from tests.conftest import OriginalFixture
+from ecgjepa.data.masks import BlockMaskSampler, _choose_proportional, sample_block_mask
+from tests.helpers import OriginalFixture
 
 
 def runs(mask: np.ndarray, value: bool) -> list[int]:
@@ -24,10 +25,10 @@ def runs(mask: np.ndarray, value: bool) -> list[int]:
 
 
 def test_invariants_over_many_batches() -> None:
-    collator = BlockMaskCollator(25, 10, 0.15, 0.25, seed=3)
+    masks = BlockMaskSampler(25, 10, 0.15, 0.25, seed=3)
     keep_counts = set()
     for b in range(150):
-        keep, pred = collator.sample(8, 200, collator.rng_for(b))
+        keep, pred = masks.sample(8, 200, masks.rng_for(b))
         assert keep.dtype == torch.int64 and pred.dtype == torch.int64
         keep_counts.add(keep.shape[1])
         assert 31 <= keep.shape[1] <= 50 and keep.shape[1] + pred.shape[1] == 200
@@ -42,22 +43,22 @@ def test_invariants_over_many_batches() -> None:
 
 
 def test_one_keep_ratio_per_batch() -> None:
-    collator = BlockMaskCollator(25, 10, 0.15, 0.25)
-    keep, pred = collator.sample(16, 200, np.random.RandomState(0))
+    masks = BlockMaskSampler(25, 10, 0.15, 0.25)
+    keep, pred = masks.sample(16, 200, np.random.RandomState(0))
     assert keep.shape == (16, keep.shape[1]) and pred.shape == (16, 200 - keep.shape[1])
 
 
 def test_matches_the_original_masks_bit_for_bit(original: OriginalFixture) -> None:
     golden = np.load(original.golden_npz)
     seed = json.loads(original.golden_json.read_text())["mask_seed"]
-    keep, pred = BlockMaskCollator(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(seed))
+    keep, pred = BlockMaskSampler(25, 10, 0.15, 0.25).sample(4, 200, np.random.RandomState(seed))
     np.testing.assert_array_equal(keep.numpy(), golden["keep_idx"])
     np.testing.assert_array_equal(pred.numpy(), golden["pred_idx"])
 
 
 def test_seeded_per_batch_rank_and_call() -> None:
-    a, b = BlockMaskCollator(25, 10, 0.15, 0.25, seed=1), BlockMaskCollator(25, 10, 0.15, 0.25, seed=1)
-    other_rank = BlockMaskCollator(25, 10, 0.15, 0.25, seed=1, rank=1)
+    a, b = BlockMaskSampler(25, 10, 0.15, 0.25, seed=1), BlockMaskSampler(25, 10, 0.15, 0.25, seed=1)
+    other_rank = BlockMaskSampler(25, 10, 0.15, 0.25, seed=1, rank=1)
     first_a, first_b, first_r = (c.sample(4, 200, c.rng_for(0)) for c in (a, b, other_rank))
     assert torch.equal(first_a[0], first_b[0])
     assert not torch.equal(first_a[0], first_r[0]) or first_a[0].shape != first_r[0].shape
@@ -73,13 +74,13 @@ def test_statistics_resemble_the_original() -> None:
         keep = sample_block_mask(200, int(np.ceil(rng.uniform(0.15, 0.25) * 200)), 10, rng)
         first += not keep[0]
         last += not keep[-1]
-    # The original masks the first patch ~21 % and the last ~23 % of the time (spec §3.4).
+    # The original masks the first patch ~21 % and the last ~23 % of the time (ECG-JEPA data/masks.py).
     assert 0.15 < first / n < 0.28 and 0.16 < last / n < 0.30
 
 
 def test_rejects_bad_ratios() -> None:
     with pytest.raises(ValueError, match="min_keep_ratio"):
-        BlockMaskCollator(25, 10, 0.3, 0.2)
+        BlockMaskSampler(25, 10, 0.3, 0.2)
 
 
 def test_proportional_choice_draws_exactly_like_numpy_choice() -> None:

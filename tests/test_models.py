@@ -7,7 +7,7 @@ import torch
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
 from ecgjepa.models.pos_embed import sincos_pos_embed
-from tests.conftest import model_config
+from tests.helpers import model_config
 
 SIZES = {
     "vit_xs": (

@@ -19,7 +19,7 @@ from ecgjepa.eval import run as eval_run
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config
 from ecgjepa.utils.paths import conf_dir
-from tests.conftest import DATA, STAND_IN_DUMPS
+from tests.helpers import DATA, STAND_IN_DUMPS
 
 
 def options(group: str) -> list[str]:

@@ -16,7 +16,7 @@ from ecgjepa.models import VisionTransformer
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.modules.jepa import JEPAModule
 from ecgjepa.utils.hydra import load_group_option
-from tests.conftest import DATA, OriginalFixture
+from tests.helpers import DATA, OriginalFixture
 
 TOL = 1e-5
 

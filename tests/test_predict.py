@@ -13,8 +13,7 @@ import pytest
 from ecgjepa.data.ptbxl import load_labels
 from ecgjepa.eval import run as eval_run
 from ecgjepa.predict import main as predict_main
-from tests.conftest import DATA, SAMPLE, short_evaluation
-from tests.test_cli import assert_user_error
+from tests.helpers import DATA, SAMPLE, assert_user_error, short_evaluation
 
 
 @pytest.fixture(scope="module")

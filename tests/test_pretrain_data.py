@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecgjepa.train import run as train_run
-from tests.conftest import files_under
+from tests.helpers import files_under
 
 
 def test_mixture_weights_must_sum_to_one(train_cfg, tmp_path: Path) -> None:

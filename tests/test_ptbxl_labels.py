@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ecgjepa.data.ptbxl import TASKS, is_multiclass, load_labels
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 EXPECTED_CLASSES = {
     "all": 71,

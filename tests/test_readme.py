@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ecgjepa.export import export
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_use_your_own_ecgs_example_runs(
@@ -48,7 +48,7 @@ FAST = {
 
 def header_labels(clinic: Path) -> pd.DataFrame:
     """labels.csv for the records below ``clinic``: 0/1 columns of the three most frequent scored diagnoses."""
-    from data_prep.records import header_dx
+    from ecgjepa.core.records import header_dx
     from ecgjepa.data.challenge2021_datamodule import class_names
     from ecgjepa.data.challenge2021_scoring import ChallengeScoring
 
@@ -74,7 +74,7 @@ def test_your_own_data_walkthrough_runs(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import DATA
+    from tests.helpers import DATA
 
     section = (REPO / "README.md").read_text().split("## Your own data", 1)[1]
     lines = [

@@ -1,11 +1,11 @@
-"""Schedules at the spec's checkpoints (§5.2) and the EMA momentum ramp (§4.4)."""
+"""Schedules at the original's checkpoints (ECG-JEPA utils/schedules.py) and the EMA momentum ramp (models/JEPA.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ecgjepa.callbacks import TargetMomentumUpdate, WeightDecaySchedule
-from ecgjepa.modules.jepa import OptimConfig
+from ecgjepa.optim import OptimConfig
 from ecgjepa.schedules import warmup_cosine
 from ecgjepa.utils.hydra import load_group_option
 

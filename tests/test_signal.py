@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from ecgjepa.data.signal import (
-    CANONICAL_LEADS,
-    interpolate_nans,
-    lead_permutation,
-    remove_baseline_wander,
-    resample,
-)
+from ecgjepa.core.leads import CANONICAL_LEADS, lead_permutation
+from ecgjepa.core.signal import interpolate_nans, remove_baseline_wander, resample
 
 MIMIC_ORDER = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
 

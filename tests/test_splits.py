@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ecgjepa.core.dump_format import record_fold
 from ecgjepa.data.splits import (
     check_classes_present,
-    record_fold,
     split_by_folds,
-    stratification_keys,
     stratified_folds,
     stratified_subset,
 )
@@ -21,17 +20,6 @@ def test_record_fold_depends_on_the_file_name_only() -> None:
     counts = np.bincount(folds, minlength=11)[1:]
     assert counts.min() > 150 and counts.max() < 250  # about 200 each
     assert record_fold("A0001") == record_fold("A0001", num_folds=10)
-
-
-def test_stratification_keys() -> None:
-    multilabel = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 0, 1]], dtype=np.float32)
-    # class frequencies 3, 1, 1: each record's rarest positive class; none -> -1
-    assert stratification_keys(multilabel, "multilabel").tolist() == [1, 0, -1, 2]
-    assert stratification_keys(np.eye(3)[[2, 0, 1]], "multiclass").tolist() == [2, 0, 1]
-    values = np.arange(10, dtype=np.float32)[:, None]
-    assert stratification_keys(values, "regression").tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    with pytest.raises(ValueError, match="kind: expected one of"):
-        stratification_keys(values, "ordinal")
 
 
 def test_stratified_folds_share_every_key_and_follow_the_seed() -> None:

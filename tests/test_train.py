@@ -22,7 +22,7 @@ from ecgjepa.formats.files import CheckpointError
 from ecgjepa.train import run
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import resolve_ckpt_path
-from tests.conftest import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder, env_for, files_under, load, pretraining_module
+from tests.helpers import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder, env_for, files_under, load, pretraining_module
 
 
 def last_state(run_dir: Path) -> dict[str, torch.Tensor]:

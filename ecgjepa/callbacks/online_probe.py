@@ -4,15 +4,13 @@ validation at all): representation quality becomes visible as ``probe/val_auroc`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
+from ecgjepa.data.labelled import LabelledDataModule
 from ecgjepa.metrics import macro_auroc
 
 log = logging.getLogger(__name__)
@@ -47,25 +45,15 @@ class OnlineProbe(L.Callback):
     training folds and log the validation-fold macro AUROC as ``probe/val_auroc`` (rank 0 only).
 
     Args:
-        dataset: keyword arguments of :class:`~ecgjepa.data.ptbxl_datamodule.PTBXLDataModule` (data_dir,
-            metadata_dir, task, val_fold, test_fold, sampling_frequency, record_duration, bundled_sample); whole
-            records, no crops.
+        dataset: the labelled dataset (a PTB-XL task, whole records: no crops); its batch size is the probe's.
         every_n_steps: probing interval in optimizer steps.
         max_train_records, max_val_records: caps that keep the probe cheap on large dumps.
-        batch_size: records per forward pass.
     """
 
     def __init__(
-        self,
-        dataset: Mapping[str, Any],
-        every_n_steps: int,
-        max_train_records: int,
-        max_val_records: int,
-        batch_size: int,
+        self, dataset: LabelledDataModule, every_n_steps: int, max_train_records: int, max_val_records: int
     ) -> None:
-        self.data = PTBXLDataModule(
-            **dataset, crop_duration=None, crop_stride=None, batch_size=batch_size, num_workers=0
-        )
+        self.data = dataset
         self.every_n_steps = every_n_steps
         self.limits = {"train": max_train_records, "val": max_val_records, "test": max_val_records}
         self._last_step = -1
@@ -94,9 +82,9 @@ class OnlineProbe(L.Callback):
         encoder.train(was_training)
         mean, std = x_train.mean(dim=0), x_train.std(dim=0) + 1e-6
         with torch.enable_grad():
-            weight, bias = fit_logistic_regression((x_train - mean) / std, y_train, self.data.multiclass)
+            weight, bias = fit_logistic_regression((x_train - mean) / std, y_train, self.data.task_kind.single_label)
         logits = ((x_eval - mean) / std) @ weight + bias
-        probs = logits.softmax(dim=1) if self.data.multiclass else logits.sigmoid()
+        probs = self.data.task_kind.outputs(logits)
         return macro_auroc(y_eval.numpy(), probs.numpy())
 
     def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

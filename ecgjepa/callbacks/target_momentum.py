@@ -1,4 +1,4 @@
-"""EMA update of the JEPA target encoder (spec §4.4)."""
+"""EMA update of the JEPA target encoder (ECG-JEPA models/JEPA.py)."""
 
 from __future__ import annotations
 

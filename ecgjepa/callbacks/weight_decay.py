@@ -1,4 +1,4 @@
-"""Cosine weight-decay schedule for the decayed parameter group (spec §5.2)."""
+"""Cosine weight-decay schedule for the decayed parameter group (ECG-JEPA utils/schedules.py)."""
 
 from __future__ import annotations
 

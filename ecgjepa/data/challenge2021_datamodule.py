@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ecgjepa.core.dump_format import LABELS_FILE, record_fold
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.errors import DumpError
 from ecgjepa.data.challenge2021_scoring import TABLES, ChallengeScoring
-from ecgjepa.data.dumps import LABELS_FILE, DumpError, SourceDump
 from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords
-from ecgjepa.data.splits import record_fold
 
 
 def class_names(scoring: ChallengeScoring) -> list[str]:

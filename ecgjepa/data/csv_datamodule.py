@@ -29,28 +29,33 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from data_prep.common import dump_source, records_digest
-from data_prep.folder import ARRAY_SUFFIXES
-from data_prep.records import DataPrepError, RecordRef
-from data_prep.sources import SourceSpec, folder_spec
-from ecgjepa.data.dumps import SourceDump
+from ecgjepa.core.dump_format import REJECTS_FILE, records_digest
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.dump_writer import dump_records
+from ecgjepa.core.errors import DataPrepError
+from ecgjepa.core.manifest import ARRAY_COLUMNS, TableError, array_ref, check_array_columns, check_column, line_of
+from ecgjepa.core.records import ARRAY_SUFFIXES, WFDB_SUFFIXES, RecordRef, SourceSpec, folder_spec
+from ecgjepa.data.kinds import KINDS, is_binary, task_kind
 from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords, listed
-from ecgjepa.data.splits import KINDS, stratification_keys, stratified_folds
 
 log = logging.getLogger(__name__)
 
 KIND_CHOICES = ("auto", *KINDS)
-ARRAY_COLUMNS = ("sampling_rate", "leads", "dataset")
 UNUSABLE_CHOICES = ("error", "drop")
+NUM_FOLDS = 10
 
 
-class LabelsError(ValueError):
+class LabelsError(TableError):
     """The labels CSV cannot be used as it is (the message names the file, line or column)."""
 
 
-def line_of(position: int) -> int:
-    """The file line of data row ``position`` (the header is line 1)."""
-    return position + 2
+def fold_number(value: object) -> str | None:
+    """None for a fold 1..10; else why not."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    return None if number in range(1, NUM_FOLDS + 1) else f"expected a fold from 1 to {NUM_FOLDS}"
 
 
 class CSVDataModule(LabelledDataModule):
@@ -95,7 +100,7 @@ class CSVDataModule(LabelledDataModule):
         if not self.path.is_file():
             raise LabelsError(f"dataset.path: {self.path} not found; expected a CSV of records and labels")
         try:
-            table = pd.read_csv(self.path, dtype={record_column: str, "leads": str})
+            table = pd.read_csv(self.path, dtype={record_column: str, "leads": str, "dataset": str})
         except (ValueError, UnicodeDecodeError) as err:
             raise LabelsError(f"{self.path}: not a readable CSV: {err}") from None
         if record_column not in table.columns:
@@ -141,52 +146,33 @@ class CSVDataModule(LabelledDataModule):
         )
 
     def _is_binary(self, column: str) -> bool:
-        values = pd.to_numeric(self.table[column], errors="coerce")
-        return bool(values.notna().all() and values.isin([0, 1]).all())
+        return bool(self.table[column].map(is_binary).all())
 
     def _targets(self, table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-        if self.kind == "multilabel":
-            bad = [c for c in self.label_columns if not self._is_binary(c)]
-            if bad:
-                raise LabelsError(f"{self.path}: multi-label column(s) {bad} hold values other than 0 and 1")
-            return list(self.label_columns), table[self.label_columns].to_numpy(dtype=np.float32)
-        if len(self.label_columns) != 1:
-            raise LabelsError(
-                f"{self.path}: kind={self.kind} takes one label column, got {self.label_columns} (dataset.labels)"
-            )
-        column = self.label_columns[0]
-        if self.kind == "regression":
-            values = pd.to_numeric(table[column], errors="coerce")
-            if values.isna().any():
-                line = line_of(int(np.flatnonzero(values.isna().to_numpy())[0]))
-                raise LabelsError(f"{self.path}: line {line}: column {column!r} is not a number")
-            return [column], values.to_numpy(dtype=np.float32)[:, None]
-        names = table[column].astype(str)
-        classes = sorted(names.unique())
-        targets = (names.to_numpy()[:, None] == np.asarray(classes)[None, :]).astype(np.float32)
-        return classes, targets
+        return task_kind(self.kind).targets(self.path, table, self.label_columns)
 
     def _refs(self) -> list[RecordRef]:
         """The records of the rows, each checked to exist (a missing one stops here, naming its line)."""
         base, refs, missing = self.path.parent, [], []
+        arrays = self.table[self.table[self.record_column].map(lambda name: Path(name).suffix in ARRAY_SUFFIXES)]
+        if len(arrays):
+            absent = [c for c in ("sampling_rate", "leads") if c not in arrays.columns]
+            if absent:
+                raise LabelsError(
+                    f"{self.path}: the array files it lists need the column(s) {absent}: sampling_rate (Hz) and "
+                    "leads (comma-separated lead names)"
+                )
+            check_array_columns(self.path, arrays)
         for position, row in enumerate(self.table.to_dict("records")):
             name = str(row[self.record_column])
             file = base / name
             if file.suffix in ARRAY_SUFFIXES:
-                fs, leads = row.get("sampling_rate"), row.get("leads")
                 if not file.is_file():
                     missing.append(f"line {line_of(position)}: {name!r} ({file} not found)")
-                elif pd.isna(fs) or not isinstance(leads, str):
-                    raise LabelsError(
-                        f"{self.path}: line {line_of(position)}: the array file {name!r} needs the columns "
-                        "sampling_rate (Hz) and leads (comma-separated lead names)"
-                    )
                 else:
-                    dataset = row.get("dataset", "")
-                    location = f"{file}::{dataset}" if isinstance(dataset, str) and dataset else str(file)
-                    refs.append(RecordRef(name, location, fs=float(fs), leads=leads))
+                    refs.append(array_ref(name, file, row))
                 continue
-            stem = file.with_suffix("") if file.suffix in (".hea", ".dat", ".mat") else file
+            stem = file.with_suffix("") if file.suffix in WFDB_SUFFIXES else file
             if not stem.with_name(stem.name + ".hea").is_file():
                 missing.append(f"line {line_of(position)}: {name!r} ({stem}.hea not found)")
             else:
@@ -209,34 +195,35 @@ class CSVDataModule(LabelledDataModule):
         # One process dumps; the other ranks of a multi-process run wait and find the finished dump.
         with FileLock(root / name / ".lock"):
             stale = meta.is_file() and json.loads(meta.read_text()).get("options") != {"records_sha256": digest}
-            self._dump_records(name, root, spec, refs, stale)
+            self._dump_records(root, spec, refs, digest, stale)
         return self.check_dump(SourceDump(root, name))
 
-    def _dump_records(self, name: str, root: Path, spec: SourceSpec, refs: list[RecordRef], force: bool) -> None:
+    def _dump_records(self, root: Path, spec: SourceSpec, refs: list[RecordRef], digest: str, force: bool) -> None:
         try:
-            dump_source(
-                name,
+            dump_records(
+                spec,
                 self.path.parent,
                 root,
-                spec=spec,
-                refs=refs,
+                refs,
+                options={"records_sha256": digest},
                 force=force,
                 workers=max(1, self.num_workers),
                 progress=sys.stderr.isatty(),
                 log=log.info,
             )
         except DataPrepError as err:
-            raise LabelsError(str(err)) from None
+            raise LabelsError(f"{self.path}: {err}") from None
 
     def load_records(self) -> LabelledRecords:
         classes, targets = self._targets(self.table)  # label errors stop the run before any record is read
+        refs = self._refs()
         folds = self._folds(self.table, targets)
-        dump = self._dump(self._refs())
+        dump = self._dump(refs)
         row_of = {rid: i for i, rid in enumerate(dump.record_ids())}
         names = self.table[self.record_column].astype(str).to_numpy()
         usable = np.array([name in row_of for name in names])
         if not usable.all():
-            rejects = pd.read_csv(dump.dir / "rejects.csv", dtype=str).set_index("record_id")["reason"]
+            rejects = pd.read_csv(dump.dir / REJECTS_FILE, dtype=str).set_index("record_id")["reason"]
             problems = [
                 f"line {line_of(i)}: {names[i]!r}: {rejects.get(names[i], 'not dumped')}"
                 for i in np.flatnonzero(~usable)
@@ -255,9 +242,6 @@ class CSVDataModule(LabelledDataModule):
 
     def _folds(self, table: pd.DataFrame, targets: np.ndarray) -> np.ndarray:
         if "fold" in table.columns:
-            folds = pd.to_numeric(table["fold"], errors="coerce")
-            if folds.isna().any() or (folds != folds.round()).any():
-                line = line_of(int(np.flatnonzero((folds.isna() | (folds != folds.round())).to_numpy())[0]))
-                raise LabelsError(f"{self.path}: line {line}: fold must be a whole number")
-            return folds.to_numpy(dtype=np.int64)
-        return stratified_folds(stratification_keys(targets, self.kind), 10, self.split_seed)
+            check_column(self.path, table, "fold", fold_number)
+            return pd.to_numeric(table["fold"]).to_numpy(dtype=np.int64)
+        return task_kind(self.kind).folds(targets, NUM_FOLDS, self.split_seed)

@@ -1,4 +1,4 @@
-"""What every labelled evaluation dataset shares (spec §6.2-6.3): records in dumps, folds, a seeded
+"""What every labelled evaluation dataset shares (ECG-JEPA finetune.py): records in dumps, folds, a seeded
 stratified training subset, train-fold normalisation, random training crops and whole-record evaluation.
 
 A dataset (PTB-XL, a CSV of one's own labels, the Challenge 2021 sources) only says which dumped records
@@ -20,16 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ecgjepa.data.dumps import DumpError, SourceDump
-from ecgjepa.data.signal import CANONICAL_LEADS
-from ecgjepa.data.splits import (
-    KINDS,
-    check_classes_present,
-    split_by_folds,
-    stratification_keys,
-    stratified_subset,
-    undefined_auroc_classes,
-)
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.errors import DumpError
+from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.data.kinds import KINDS, TaskKind, task_kind
+from ecgjepa.data.splits import check_classes_present, split_by_folds, undefined_auroc_classes
 from ecgjepa.data.transforms import normalise
 
 log = logging.getLogger(__name__)
@@ -196,7 +191,7 @@ class LabelledDataModule(L.LightningDataModule):
         super().__init__()
         self.data_dir = Path(data_dir)
         if kind not in KINDS:
-            raise ValueError(f"dataset.kind: expected one of {KINDS}, got {kind!r}")
+            raise ValueError(f"dataset.kind: expected one of {tuple(KINDS)}, got {kind!r}")
         if absent_classes not in ("error", "drop"):
             raise ValueError(f"dataset.absent_classes: expected 'error' or 'drop', got {absent_classes!r}")
         if not 0 < train_fraction <= 1:
@@ -219,8 +214,9 @@ class LabelledDataModule(L.LightningDataModule):
         self.datasets: dict[str, RecordDataset] = {}
 
     @property
-    def multiclass(self) -> bool:
-        return self.kind == "multiclass"
+    def task_kind(self) -> TaskKind:
+        """The task's kind (for regression: with the training targets' scale once :meth:`setup` has run)."""
+        return task_kind(self.kind, **self.target_scale())
 
     @property
     def input_shape(self) -> dict[str, Any]:
@@ -248,7 +244,7 @@ class LabelledDataModule(L.LightningDataModule):
         labelled = self.load_records()
         labelled = self._without_short_records(labelled)
         splits = split_by_folds(labelled.folds, self.val_fold, self.test_fold)
-        if self.kind != "regression":
+        if task_kind(self.kind).classification:
             if self.absent_classes == "drop":
                 labelled = self._drop_absent_classes(labelled, splits)
                 splits = split_by_folds(labelled.folds, self.val_fold, self.test_fold)
@@ -257,8 +253,8 @@ class LabelledDataModule(L.LightningDataModule):
                 check_classes_present(labelled.targets[splits[split]], name, labelled.classes)
         if self.train_fraction < 1:
             train = splits["train"]
-            keys = stratification_keys(labelled.targets[train], self.kind)
-            splits["train"] = train[stratified_subset(keys, self.train_fraction, self.subset_seed)]
+            subset = task_kind(self.kind).subset(labelled.targets[train], self.train_fraction, self.subset_seed)
+            splits["train"] = train[subset]
             log.info(
                 "%s: training on %d of %d training records (train_fraction=%g, seed %d)",
                 self.task,
@@ -309,7 +305,7 @@ class LabelledDataModule(L.LightningDataModule):
             classes=[c for c, a in zip(labelled.classes, absent, strict=True) if not a],
             targets=labelled.targets[:, ~absent],
         )
-        if not self.multiclass:
+        if not task_kind(self.kind).single_label:
             return kept
         # A single-label task also loses the records of the dropped classes, which can leave another class
         # without negatives in a split: repeat until every class is scorable.
@@ -318,7 +314,7 @@ class LabelledDataModule(L.LightningDataModule):
 
     def target_scale(self) -> dict[str, Any]:
         """Regression: the training targets' mean and std (the head learns the standardised target) and the loss."""
-        if self.kind != "regression":
+        if task_kind(self.kind).classification or "train" not in self.datasets:
             return {}
         targets = self.datasets["train"].targets[:, 0].astype(np.float64)
         return {

@@ -1,4 +1,4 @@
-"""Block masking for ECG-JEPA (spec §3.4, ECG-JEPA ``data/masks.py``).
+"""Block masking for ECG-JEPA (ECG-JEPA ``data/masks.py``).
 
 A mask is a set of *time* patches shared by all leads. One keep ratio is drawn per batch; masked
 blocks of at least ``min_block_size`` patches are carved out of the unmasked intervals, each interval
@@ -55,7 +55,7 @@ def sample_block_mask(num_patches: int, num_keep: int, min_block_size: int, rng:
     return keep
 
 
-class BlockMaskCollator:
+class BlockMaskSampler:
     """Collate ``(C, T)`` signals into ``(signals, keep_idx, pred_idx)``.
 
     Args:

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ecgjepa.data.dumps import DumpError, SourceDump
-from ecgjepa.data.masks import BlockMaskCollator
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.errors import DumpError
+from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.data.masks import BlockMaskSampler
 from ecgjepa.data.sample import require_data_dir
-from ecgjepa.data.signal import CANONICAL_LEADS
 from ecgjepa.data.transforms import normalise
 
 
@@ -77,7 +78,7 @@ class MixtureBatches(IterableDataset):
         sources: dict[str, SourceConfig],
         channel_size: int,
         batch_size: int,
-        collator: BlockMaskCollator,
+        masks: BlockMaskSampler,
         seed: int = 0,
         rank: int = 0,
         start_batch: int = 0,
@@ -105,7 +106,7 @@ class MixtureBatches(IterableDataset):
         self.mean, self.std = np.stack(self.mean), np.stack(self.std)  # (sources, 12)
         self.channel_size = channel_size
         self.batch_size = batch_size
-        self.collator = collator
+        self.masks = masks
         self.seed = seed
         self.rank = rank
         self.start_batch = start_batch
@@ -130,10 +131,8 @@ class MixtureBatches(IterableDataset):
                 f"(row {rows[i]}); the dump must be NaN-free: rebuild it with data_prep"
             )
         signals = torch.from_numpy(x).transpose(1, 2).float()
-        mask_rng = self.collator.rng_for(batch_index)
-        keep_idx, pred_idx = self.collator.sample(
-            self.batch_size, self.channel_size // self.collator.patch_size, mask_rng
-        )
+        mask_rng = self.masks.rng_for(batch_index)
+        keep_idx, pred_idx = self.masks.sample(self.batch_size, self.channel_size // self.masks.patch_size, mask_rng)
         return signals.contiguous(), keep_idx, pred_idx
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -146,7 +145,7 @@ class MixtureBatches(IterableDataset):
 
 
 class PretrainDataModule(L.LightningDataModule):
-    """Weighted multi-source pre-training data (spec §3).
+    """Weighted multi-source pre-training data (ECG-JEPA pretrain.py and data/utils.py).
 
     Args:
         data_dir: folder holding one dump folder per source.
@@ -231,13 +230,13 @@ class PretrainDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else 0
         # Micro-batches already consumed: a resumed run continues the same stream.
         start = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
-        collator = BlockMaskCollator(*self.mask_args, seed=self.seed, rank=rank)
+        masks = BlockMaskSampler(*self.mask_args, seed=self.seed, rank=rank)
         dataset = MixtureBatches(
             self.dumps,
             self.sources,
             self.channel_size,
             self.batch_size,
-            collator,
+            masks,
             self.seed,
             rank,
             start,

@@ -1,4 +1,4 @@
-"""PTB-XL benchmark labels and folds (spec §6.1).
+"""PTB-XL benchmark labels and folds (ECG-JEPA data/datasets/ptb_xl.py).
 
 Same semantics as helme/ecg_ptbxl_benchmarking ``compute_label_aggregations`` + ``select_data`` with
 ``min_samples = 0``: every ``scp_codes`` key counts whatever its likelihood (0.0 included), classes are

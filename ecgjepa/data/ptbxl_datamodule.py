@@ -1,4 +1,5 @@
-"""PTB-XL evaluation data (spec §6.1-6.3): a benchmark task's labels and ``strat_fold`` folds of the dumped records."""
+"""PTB-XL evaluation data (ECG-JEPA finetune.py): a benchmark task's labels and ``strat_fold`` folds of the
+dumped records."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgjepa.data.dumps import DumpError, SourceDump
+from ecgjepa.core.dump_reader import SourceDump
+from ecgjepa.core.errors import DumpError
 from ecgjepa.data.labelled import DumpRecords, LabelledDataModule, LabelledRecords
 from ecgjepa.data.ptbxl import is_multiclass, load_labels
 from ecgjepa.data.sample import require_data_dir

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ecgjepa.data.dumps import prepare_command
+from ecgjepa.core.dump_format import prepare_command
 from ecgjepa.utils.paths import bundled_sample_dir
 
 log = logging.getLogger(__name__)

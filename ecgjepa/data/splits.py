@@ -1,40 +1,9 @@
-"""Folds, seeded stratified splits and subsets of labelled records, and the checks that keep every split scorable.
-
-Stratification uses one key per record: the class of a single-label record, the rarest positive class of a
-multi-label record (records without a positive share one key), the quintile of a regression target.
-"""
+"""Folds, seeded splits and subsets of records stratified by one key per record (a class, a quintile: see
+:mod:`ecgjepa.data.kinds`), and the checks that keep every split scorable."""
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import PurePosixPath
-
 import numpy as np
-
-KINDS = ("multilabel", "multiclass", "regression")
-
-
-def record_fold(record_id: str, num_folds: int = 10) -> int:
-    """A fold in 1..num_folds that depends only on the record's file name (its id without folders), so a record
-    lands in the same fold whether it was dumped as a public source or from a folder of one's own."""
-    name = PurePosixPath(str(record_id).replace("\\", "/")).name
-    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % num_folds + 1
-
-
-def stratification_keys(targets: np.ndarray, kind: str) -> np.ndarray:
-    """One integer key per record (see the module docstring)."""
-    targets = np.asarray(targets)
-    if kind == "multiclass":
-        return targets.argmax(axis=1)
-    if kind == "regression":
-        edges = np.quantile(targets[:, 0], [0.2, 0.4, 0.6, 0.8])
-        return np.searchsorted(edges, targets[:, 0], side="right")
-    if kind != "multilabel":
-        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-    positive = targets > 0
-    frequency = positive.sum(axis=0)
-    rarity = np.where(positive, frequency[None, :], np.iinfo(np.int64).max)
-    return np.where(positive.any(axis=1), rarity.argmin(axis=1), -1)
 
 
 def stratified_folds(keys: np.ndarray, num_folds: int = 10, seed: int = 0) -> np.ndarray:

@@ -17,8 +17,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file as save_safetensors
 
-import ecgjepa
-from ecgjepa.formats.files import CheckpointError, atomic_write, write_text_atomic
+from ecgjepa.core.files import atomic_write, write_text_atomic
+from ecgjepa.core.version import VERSION
+from ecgjepa.formats.files import CheckpointError
 from ecgjepa.models import ModelConfig
 
 EXPORT_FORMAT = "ecgjepa-encoder"
@@ -44,7 +45,7 @@ def export_description(
     description = {
         "format": EXPORT_FORMAT,
         "version": 2,
-        "ecgjepa_version": ecgjepa.__version__,
+        "ecgjepa_version": VERSION,
         "model": config.to_dict(),
         "input": {
             "sampling_frequency": preprocess.get("sampling_frequency"),

@@ -1,47 +1,23 @@
-"""Reading checkpoint files safely and writing every output atomically.
+"""Reading checkpoint files safely and writing them atomically.
 
 Every file is read with ``torch.load(weights_only=True)``: a checkpoint that carries pickled code is refused.
-Every file this project writes goes through :func:`atomic_write`: a kill at any moment leaves either the previous
-file or the new one, never half of one.
+Checkpoints are written through :func:`ecgjepa.core.files.atomic_write`, like every other file.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ecgjepa.core.files import atomic_write
+
 
 class CheckpointError(ValueError):
     """A checkpoint file cannot be used: unreadable, unknown layout, or wrong model size."""
-
-
-@contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; once the block has written it, flush it to disk and rename it onto
-    ``path``. On an error the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
 
 
 def torch_save_atomic(obj: Any, path: str | Path) -> Path:

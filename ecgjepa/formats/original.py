@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from ecgjepa.formats.export import export_description, is_export, read_export, write_export
 from ecgjepa.formats.files import CheckpointError, load_file, torch_save_atomic
 from ecgjepa.formats.layouts import detect_layout, model_config_from_original, strip_prefix
-from ecgjepa.modules.jepa import OptimConfig
+from ecgjepa.optim import OptimConfig
 from ecgjepa.utils.hydra import load_group_option
 from ecgjepa.utils.paths import conf_dir
 

@@ -9,7 +9,7 @@ import torch
 # NOTE(parity): the original computes the frequencies with float32 ``torch.exp``, whose last bit
 # depends on the CPU (MKL picks its code path from the processor). We compute the correctly rounded
 # value instead, so the table is the same on every machine, except for these arguments, where the
-# reference checkpoints (../shared/fixtures/original, MKL's generic path) rounded the other way. A 1-ulp
+# reference checkpoints written by the original (MKL's generic path) rounded the other way. A 1-ulp
 # frequency change moves encoder outputs by ~1e-5 at late positions, more than the parity tolerance.
 _REFERENCE_EXP = {
     "-0x1.ba18aa0000000p-1": "0x1.afd1360000000p-2",

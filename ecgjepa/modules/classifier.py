@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torchmetrics.functional.classification import multilabel_auroc
-from torchmetrics.functional.regression import r2_score
 
-from ecgjepa.data.splits import KINDS
+from ecgjepa.data.kinds import task_kind
 from ecgjepa.formats.layouts import load_into
 from ecgjepa.models import ModelConfig, VisionTransformer
 from ecgjepa.models.classifier import ViTClassifier
@@ -23,7 +20,6 @@ from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
 
 INFERENCE_PRECISIONS = ("32-true", "bf16-mixed")  # of validation and test forwards (``inference_precision``)
-REGRESSION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 @dataclass(frozen=True)
@@ -112,12 +108,7 @@ class ClassifierModule(ClipWithoutScaler):
     ) -> None:
         super().__init__()
         check_inference_precision(inference_precision)
-        if kind not in KINDS:
-            raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-        if regression_loss not in REGRESSION_LOSSES:
-            raise ValueError(
-                f"dataset.regression_loss: expected one of {sorted(REGRESSION_LOSSES)}, got {regression_loss!r}"
-            )
+        self.task_kind = task_kind(kind, target_mean, target_std, regression_loss)
         self.save_hyperparameters(ignore=["encoder_state", "classifier_state"])
         self.protocol = ProtocolConfig.from_dict(protocol)
         p = self.protocol
@@ -130,8 +121,6 @@ class ClassifierModule(ClipWithoutScaler):
         if classifier_state is not None:
             load_into(self.model, classifier_state, source)
         self.kind = kind
-        self.target_mean, self.target_std = float(target_mean), float(target_std)
-        self.regression_loss = REGRESSION_LOSSES[regression_loss]
         self.inference_precision = inference_precision
         self.crop = None if p.crop_duration is None else round(p.crop_duration * sampling_frequency)
         self.stride = None if p.crop_stride is None else round(p.crop_stride * sampling_frequency)
@@ -147,18 +136,21 @@ class ClassifierModule(ClipWithoutScaler):
         logits = self.model(crops.reshape(b * k, *crops.shape[2:]))
         return logits.float().view(b, k, -1).mean(dim=1)  # averaged in float32 under bf16 autocast too
 
+    def inference_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Crop-averaged logits of whole records at the run's ``inference_precision`` (validation, test and
+        ``ecgjepa-predict`` alike)."""
+        # NOTE(parity): validation and test run in float32 even when training uses bf16 autocast, unless
+        # inference_precision asks for bf16.
+        bf16 = self.inference_precision == "bf16-mixed"
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return self(x.float())
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.kind == "multiclass":
-            return F.cross_entropy(logits, targets.argmax(dim=1))
-        if self.kind == "regression":
-            return self.regression_loss(logits, (targets - self.target_mean) / self.target_std)
-        return F.binary_cross_entropy_with_logits(logits, targets)
+        return self.task_kind.loss(logits, targets)
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities, or regression values in the target's units."""
-        if self.kind == "regression":
-            return logits * self.target_std + self.target_mean
-        return logits.softmax(dim=1) if self.kind == "multiclass" else logits.sigmoid()
+        return self.task_kind.outputs(logits)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, targets, _ = batch
@@ -168,11 +160,7 @@ class ClassifierModule(ClipWithoutScaler):
 
     def _collect(self, stage: str, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, targets, index = batch
-        # NOTE(parity): validation and test run in float32 even when training uses bf16 autocast, unless
-        # inference_precision asks for bf16.
-        bf16 = self.inference_precision == "bf16-mixed"
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = self(x.float())
+        logits = self.inference_logits(x)
         self._outputs.setdefault(stage, []).append(
             torch.cat([index[:, None].float(), self.outputs(logits.float()), targets], dim=1).detach()
         )
@@ -195,14 +183,10 @@ class ClassifierModule(ClipWithoutScaler):
     @property
     def metric_name(self) -> str:
         """What model selection maximises: ``auroc`` (macro) or, for regression, ``r2``."""
-        return "r2" if self.kind == "regression" else "auroc"
+        return self.task_kind.metric
 
     def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.kind == "regression":
-            if len(targets) < 2:  # R² needs two records
-                return torch.tensor(float("nan"), device=outputs.device)
-            return r2_score(outputs[:, 0], targets[:, 0])
-        return multilabel_auroc(outputs, targets.long(), num_labels=targets.shape[1], average="macro")
+        return self.task_kind.score(outputs, targets)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self.log("val/loss", self._collect("val", batch), sync_dist=True)

@@ -10,44 +10,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ecgjepa.models import ModelConfig, Predictor, VisionTransformer
-from ecgjepa.models.config import strict_fields
 from ecgjepa.models.layers import gather_tokens
 from ecgjepa.modules.clipping import ClipWithoutScaler
-from ecgjepa.optim import adamw, param_groups
-from ecgjepa.schedules import learning_rate
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Pre-training optimisation (keys as in ECG-JEPA's pre-training configs; the values: conf/optim/)."""
-
-    steps: int
-    learning_rate: float
-    final_learning_rate: float
-    learning_rate_warmup_steps: int
-    weight_decay: float
-    final_weight_decay: float
-    opt_betas: tuple[float, float]
-    opt_eps: float
-    fused: bool | None
-
-    @classmethod
-    def from_dict(cls, cfg: Mapping[str, Any]) -> OptimConfig:
-        """Build from the ``optim`` group; an unknown or missing key fails naming it."""
-        fields = strict_fields(cls, cfg, "optim")
-        return cls(**{**fields, "opt_betas": tuple(fields["opt_betas"])})
-
-    def lr_at(self, step: int) -> float:
-        return learning_rate(
-            step, self.learning_rate, self.final_learning_rate, self.learning_rate_warmup_steps, self.steps
-        )
+from ecgjepa.optim import OptimConfig, adamw, param_groups
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -46,8 +46,19 @@ def load_group_option(group: str, name: str) -> dict[str, Any]:
         defaults.append("_self_")
     merged = OmegaConf.create()
     for entry in defaults:
-        merged = OmegaConf.merge(merged, own if entry == "_self_" else load_group_option(group, entry))
+        merged = OmegaConf.merge(merged, own if entry == "_self_" else _default_entry(group, entry))
     return OmegaConf.to_container(merged, resolve=True)
+
+
+def _default_entry(group: str, entry: str) -> dict[str, Any]:
+    """An entry of an option's defaults: another option of ``group``, or ``/other_group/option@_here_``."""
+    if not entry.startswith("/"):
+        return load_group_option(group, entry)
+    path, _, package = entry.partition("@")
+    if package != "_here_":
+        raise ValueError(f"{group}: the default {entry!r} is not merged into the option itself (@_here_)")
+    other_group, _, option = path.strip("/").rpartition("/")
+    return load_group_option(other_group, option)
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list[Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -61,19 +60,3 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("eval_patience", lambda steps, interval: max(1, int(steps) // int(interval)))
     if not OmegaConf.has_resolver("file_stem"):
         OmegaConf.register_new_resolver("file_stem", lambda path: Path(str(path)).stem)
-
-
-def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:
-    """Create ``path`` if needed and check that a file can be written there (root ignores chmod: try it).
-
-    Raises ``PermissionError`` naming the folder, before any compute is spent on a run that could not
-    save its results.
-    """
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        raise PermissionError(f"{what} {path} is not writable: {err}") from err
-    return path

@@ -1,9 +1,4 @@
-"""Read-only access to the dumps written by ``python -m data_prep`` (lazy memory maps).
-
-A dump directory ``<data_dir>/<source>/`` holds ``signals.npy`` (float16, ``(total_samples, 12)``,
-500 Hz, canonical lead order, not normalised), ``index.csv`` (``record_id, source, start, length,
-fold, fs_original``) and ``meta.json`` (sampling rate, leads, per-lead statistics).
-"""
+"""Read-only access to dumps (the format: :mod:`ecgjepa.core.dump_format`), with lazy memory maps."""
 
 from __future__ import annotations
 
@@ -14,21 +9,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgjepa.data.signal import CANONICAL_LEADS
-from ecgjepa.data.splits import record_fold
-
-INDEX_COLUMNS = ("record_id", "start", "length")
-# record_id, dx: each record's header diagnoses (Challenge 2020/2021 `# Dx:` codes), where the headers have them.
-LABELS_FILE = "labels.csv"
-
-
-class DumpError(ValueError):
-    """A dump on disk does not match what the project expects."""
-
-
-def prepare_command(source: str, data_dir: str | Path) -> str:
-    """The command that creates the dump of ``source`` under ``data_dir`` from its raw release in RAW_DIR."""
-    return f"python -m data_prep {source} --raw RAW_DIR --out {data_dir}"
+from ecgjepa.core.dump_format import (
+    INDEX_FILE,
+    META_FILE,
+    REQUIRED_INDEX_COLUMNS,
+    SIGNALS_FILE,
+    prepare_command,
+    record_fold,
+)
+from ecgjepa.core.errors import DumpError
+from ecgjepa.core.leads import CANONICAL_LEADS
 
 
 class SourceDump:
@@ -40,7 +30,7 @@ class SourceDump:
     def __init__(self, root: str | Path, source: str) -> None:
         self.source = source
         self.dir = Path(root) / source
-        self.signals_path = self.dir / "signals.npy"
+        self.signals_path = self.dir / SIGNALS_FILE
         if not self.signals_path.is_file():
             raise FileNotFoundError(
                 f"no dump for source '{source}': {self.signals_path} does not exist. Create it with: "
@@ -54,7 +44,7 @@ class SourceDump:
         self._check_array()
 
     def _read_meta(self) -> dict[str, Any]:
-        path = self.dir / "meta.json"
+        path = self.dir / META_FILE
         if not path.is_file():
             raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source, self.dir.parent)}")
         try:
@@ -69,16 +59,16 @@ class SourceDump:
         return meta
 
     def _read_index(self) -> pd.DataFrame:
-        path = self.dir / "index.csv"
+        path = self.dir / INDEX_FILE
         if not path.is_file():
             raise DumpError(f"{path} is missing; re-run: {prepare_command(self.source, self.dir.parent)}")
         try:
             index = pd.read_csv(path)
         except (ValueError, UnicodeDecodeError) as err:
             raise DumpError(f"{path}: not a readable CSV: {err}") from None
-        missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+        missing = [c for c in REQUIRED_INDEX_COLUMNS if c not in index.columns]
         if missing:
-            raise DumpError(f"{path}: missing column(s) {missing}; expected at least {list(INDEX_COLUMNS)}")
+            raise DumpError(f"{path}: missing column(s) {missing}; expected at least {list(REQUIRED_INDEX_COLUMNS)}")
         if index.empty:
             raise DumpError(f"{path}: the dump holds no records")
         return index
@@ -98,7 +88,7 @@ class SourceDump:
         end = int((self.index["start"] + self.index["length"]).max())
         if end > arr.shape[0] or (self.index["start"] < 0).any() or (self.index["length"] <= 0).any():
             raise DumpError(
-                f"{self.dir / 'index.csv'} does not match {self.signals_path}: records end at sample {end} "
+                f"{self.dir / INDEX_FILE} does not match {self.signals_path}: records end at sample {end} "
                 f"but the array has {arr.shape[0]} rows"
             )
 
@@ -117,11 +107,11 @@ class SourceDump:
 
     def record_ids(self) -> np.ndarray:
         """Each record's id as written in ``index.csv`` (text: ``001`` stays ``001``)."""
-        return pd.read_csv(self.dir / "index.csv", usecols=["record_id"], dtype=str)["record_id"].to_numpy()
+        return pd.read_csv(self.dir / INDEX_FILE, usecols=["record_id"], dtype=str)["record_id"].to_numpy()
 
     def record_folds(self) -> np.ndarray:
         """Each record's fold: the dump's own (PTB-XL ``strat_fold``) where it has them, else the fold its id
-        gets from :func:`~ecgjepa.data.splits.record_fold` (the Challenge 2021 benchmark's folds)."""
+        gets from :func:`~ecgjepa.core.dump_format.record_fold` (the Challenge 2021 benchmark's folds)."""
         if "fold" in self.index.columns and self.index["fold"].notna().all():
             return self.index["fold"].to_numpy(dtype=np.int64)
         return np.array([record_fold(rid) for rid in self.record_ids()], dtype=np.int64)
@@ -134,7 +124,7 @@ class SourceDump:
         keep = self.index["length"].to_numpy() >= min_length
         if folds is not None:
             if "fold" not in self.index.columns or self.index["fold"].isna().all():
-                raise DumpError(f"{self.dir / 'index.csv'} has no fold column but folds={folds} were asked for")
+                raise DumpError(f"{self.dir / INDEX_FILE} has no fold column but folds={folds} were asked for")
             keep &= self.index["fold"].isin(list(folds)).to_numpy()
         if exclude_folds:
             keep &= ~np.isin(self.record_folds(), list(exclude_folds))

@@ -1,54 +1,15 @@
 """Pure numpy/scipy signal functions shared by `data_prep` and the datasets.
 
-Mirrors ECG-JEPA `data/transforms.py` (NaN interpolation, high-pass filter, FFT resampling) and the
-lead reordering of `data/datasets/*.py`. Arrays are time-major: `x: (samples, leads)`.
+Mirrors ECG-JEPA `data/transforms.py` (NaN interpolation, high-pass filter, FFT resampling). Arrays are
+time-major: `x: (samples, leads)`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 from scipy import signal as sps
-
-CANONICAL_LEADS: tuple[str, ...] = (
-    "I",
-    "II",
-    "III",
-    "AVR",
-    "AVL",
-    "AVF",
-    "V1",
-    "V2",
-    "V3",
-    "V4",
-    "V5",
-    "V6",
-)
-
-
-def lead_permutation(native_leads: Sequence[str], target: Sequence[str] = CANONICAL_LEADS) -> np.ndarray:
-    """Indices `perm` such that `x[:, perm]` puts the leads of `x` in `target` order.
-
-    Names are matched case-insensitively (`aVF` == `AVF`). Raises `ValueError` naming the missing,
-    unknown or duplicated leads.
-    """
-    native = [name.strip().casefold() for name in native_leads]
-    wanted = [name.casefold() for name in target]
-    duplicated = sorted({name for name in native if native.count(name) > 1})
-    missing = [name for name in target if name.casefold() not in native]
-    unknown = [name for name in native_leads if name.strip().casefold() not in wanted]
-    if duplicated or missing or unknown:
-        problems = []
-        if missing:
-            problems.append(f"missing leads {missing}")
-        if unknown:
-            problems.append(f"unknown leads {unknown}")
-        if duplicated:
-            problems.append(f"duplicated leads {duplicated}")
-        raise ValueError(f"cannot map leads {list(native_leads)} to {list(target)}: {'; '.join(problems)}")
-    return np.array([native.index(name) for name in wanted], dtype=np.intp)
 
 
 def interpolate_nans(x: np.ndarray) -> np.ndarray:
