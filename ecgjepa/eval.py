@@ -6,6 +6,7 @@ import json
 import logging
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ecgjepa.core.files import ensure_writable_dir, save_npz_atomic, write_text_
 from ecgjepa.core.version import VERSION
 from ecgjepa.data.labelled import LabelledDataModule
 from ecgjepa.formats.files import CheckpointError
-from ecgjepa.formats.resolve import resolve_encoder
+from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.metrics import per_class_auroc
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_regression, plot_roc_curves
@@ -40,32 +41,112 @@ def model_names() -> list[str]:
     return sorted(p.stem for p in (conf_dir() / "model").glob("*.yaml"))
 
 
-def random_init_config(name: str) -> dict[str, Any]:
-    """The ``model`` group option ``name`` (for the random-init baselines)."""
-    return load_group_option("model", name)
+@dataclass(frozen=True)
+class EncoderChoice:
+    """What ``encoder=`` names: a model config (a ``model`` option for random initialisation, or the encoder a
+    run or checkpoint holds) and, for the latter, the resolved weights."""
+
+    model: dict[str, Any]
+    resolved: ResolvedEncoder | None
+    source: str
+
+    @property
+    def random_init(self) -> bool:
+        return self.resolved is None
+
+    @property
+    def display_name(self) -> str:
+        """How reports name it: ``inception1d (random init)``, or the run (its folder's name), not a path."""
+        if self.random_init:
+            return f"{self.model.get('name')} (random init)"
+        path = Path(self.source)
+        if path.is_file() or path.name in ("encoder", "checkpoints"):
+            path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        return path.name
 
 
-def build_module(cfg: DictConfig, datamodule: LabelledDataModule) -> ClassifierModule:
-    """Resolve ``cfg.encoder`` (see eval.yaml) into a :class:`ClassifierModule`."""
+def choose_encoder(spec: str) -> EncoderChoice:
+    if spec in model_names() and not Path(spec).exists():
+        return EncoderChoice(load_group_option("model", spec), None, f"random init ({spec})")
+    resolved = resolve_encoder(spec)
+    return EncoderChoice(resolved.config.to_dict(), resolved, str(resolved.source))
+
+
+def apply_model_and_recipe(cfg: DictConfig, choice: EncoderChoice) -> None:
+    """Complete ``cfg`` for the chosen model: its declared crop replaces the protocol's, and the protocol's recipe
+    (``protocol.recipe``; ``source``: the model's own) replaces the protocol's optimisation numbers."""
+    name = choice.model.get("name", cfg.encoder)
+    if cfg.protocol.random_init and not choice.random_init:
+        raise ValueError(
+            f"protocol={cfg.protocol.name} trains from random initialisation: set encoder=<model name> "
+            f"({', '.join(model_names())}), not {choice.source}"
+        )
+    if "crop_duration" in choice.model:
+        cfg.protocol.crop_duration = choice.model["crop_duration"]
+    recipe = cfg.protocol.recipe
+    if recipe == "source":
+        recipe = choice.model.get("recipe")
+        if recipe is None:
+            raise ValueError(f"protocol.recipe=source: {name} has no recipe of its own; name one of {recipe_names()}")
+    if recipe is not None:
+        values = load_group_option("recipe", recipe)
+        unknown = sorted(set(values) - set(cfg.protocol))
+        if unknown:
+            raise ValueError(f"recipe={recipe}: unknown protocol key(s) {unknown}")
+        chosen = overridden_keys("protocol")  # a key given on the command line wins over the recipe
+        cfg.protocol = OmegaConf.merge(cfg.protocol, {k: v for k, v in values.items() if k not in chosen})
+
+
+def overridden_keys(group: str) -> set[str]:
+    """The keys of ``group`` that this run's command-line overrides set (``protocol.epochs=2`` -> ``epochs``)."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    keys = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
+    return {key.split(".")[1] for key in keys if key.startswith(f"{group}.") and key.count(".") >= 1}
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / "recipe").glob("*.yaml"))
+
+
+def steps_from_epochs(cfg: DictConfig, datamodule: LabelledDataModule) -> None:
+    """``protocol.epochs`` as steps for the training folds and batch in use: ``steps``, one validation per epoch
+    (``checkpoint_interval``) and no early stop before the last epoch."""
+    if cfg.protocol.epochs is None:
+        return
+    records, batch = len(datamodule.datasets["train"]), cfg.protocol.batch_size
+    per_epoch = max(1, records // batch)  # the training loader drops a last partial batch
+    cfg.protocol.steps = cfg.protocol.epochs * per_epoch
+    cfg.protocol.checkpoint_interval = per_epoch
+    cfg.protocol.early_stopping_patience = cfg.protocol.steps
+    log.info(
+        "%d epochs of %d training records at batch %d: %d steps, validated every %d",
+        cfg.protocol.epochs,
+        records,
+        batch,
+        cfg.protocol.steps,
+        per_epoch,
+    )
+
+
+def build_module(cfg: DictConfig, datamodule: LabelledDataModule, choice: EncoderChoice) -> ClassifierModule:
+    """``choice`` (see :func:`choose_encoder`) as a :class:`ClassifierModule` for the task and protocol."""
     protocol = ProtocolConfig.from_dict(cfg.protocol)
-    spec = str(cfg.encoder)
     common = {
         "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
         "num_classes": datamodule.num_classes,
         "kind": datamodule.kind,
-        "sampling_frequency": datamodule.fs,
+        "sampling_frequency": datamodule.input_rate,
         **datamodule.target_scale(),
         "inference_precision": resolve_precision(
             cfg.accel.inference_precision, device_type(cfg.trainer.get("accelerator")), "accel.inference_precision"
         ),
     }
-    if spec in model_names() and not Path(spec).exists():
+    if choice.random_init:
         if protocol.requires_eval_checkpoint:
             raise ValueError(f"protocol={protocol.name} starts from a linear run: set encoder=<linear run dir>")
-        model = {**random_init_config(spec), **datamodule.input_shape}
-        return ClassifierModule(model=model, source=f"random init ({spec})", **common)
-    resolved = resolve_encoder(spec)
-    model, source = resolved.config.to_dict(), str(resolved.source)
+        model = {**choice.model, **datamodule.input_shape}
+        return ClassifierModule(model=model, source=choice.source, **common)
+    resolved, model, source = choice.resolved, choice.model, choice.source
     if resolved.classifier_state is not None:
         head_matches = any(k.startswith("attn_pool.") for k in resolved.classifier_state) == protocol.attn_pooling
         if head_matches and resolved.num_classes == datamodule.num_classes:
@@ -103,7 +184,11 @@ def split_arrays(module: ClassifierModule, split: str) -> tuple[np.ndarray, np.n
 
 
 def run_metrics(
-    cfg: DictConfig, module: ClassifierModule, datamodule: LabelledDataModule, best: dict[str, float]
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: LabelledDataModule,
+    best: dict[str, float],
+    encoder_name: str,
 ) -> dict[str, Any]:
     """metrics.json's content: what ran, every metric of the validation and test splits, provenance."""
     kind = module.task_kind
@@ -113,6 +198,7 @@ def run_metrics(
         "kind": module.kind,
         "protocol": module.protocol.name,
         "encoder": str(cfg.encoder),
+        "encoder_name": encoder_name,
         "seed": cfg.seed,
         "train_fraction": datamodule.train_fraction,
         "metric": metric,
@@ -175,6 +261,7 @@ def predictor_description(
         "thresholds": None if thresholds is None else thresholds.tolist(),
         "sampling_frequency": datamodule.fs,
         "record_samples": datamodule.length,
+        "input_rate": datamodule.input_rate,
         "mean": datamodule.mean.tolist(),
         "std": datamodule.std.tolist(),
     }
@@ -186,13 +273,14 @@ def write_outputs(
     module: ClassifierModule,
     datamodule: LabelledDataModule,
     best: dict[str, float],
+    encoder_name: str,
 ) -> dict[str, Any]:
     """``metrics.json``, ``predictions.npz`` (keys read by the original's bootstrap script), ``predictor.json``
     (per-class thresholds with the best validation F1) and the plots."""
     val_targets, val_outputs = split_arrays(module, "val")
     test_targets, test_outputs = split_arrays(module, "test")
     thresholds = module.task_kind.thresholds(val_targets, val_outputs)
-    metrics = run_metrics(cfg, module, datamodule, best)
+    metrics = run_metrics(cfg, module, datamodule, best, encoder_name)
     per_class: list[dict] = []
     if module.task_kind.classification:
         per_class = metrics["per_class"] = per_class_metrics(datamodule, test_targets, test_outputs)
@@ -225,9 +313,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     accel = Accel.from_config(cfg.accel).for_device(device)  # checks the precisions before the data is loaded
     cfg.trainer.precision = resolve_precision(cfg.trainer.precision, device, "trainer.precision")
     cfg.accel.inference_precision = accel.inference_precision
-    datamodule: LabelledDataModule = instantiate(cfg.dataset, _convert_="all")
+    choice = choose_encoder(str(cfg.encoder))
+    apply_model_and_recipe(cfg, choice)
+    input_rate = choice.model.get("sampling_frequency")
+    datamodule: LabelledDataModule = instantiate(cfg.dataset, input_rate=input_rate, _convert_="all")
     datamodule.setup("fit")
-    module = accel.apply(build_module(cfg, datamodule))
+    steps_from_epochs(cfg, datamodule)
+    module = accel.apply(build_module(cfg, datamodule, choice))
     loggers, callbacks = instantiate_loggers_and_callbacks(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
@@ -240,7 +332,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "step": int(torch.load(best_path, weights_only=True)["global_step"]) if best_path else trainer.global_step,
     }
     if trainer.is_global_zero:
-        metrics = write_outputs(out_dir, cfg, module, datamodule, best)
+        metrics = write_outputs(out_dir, cfg, module, datamodule, best, choice.display_name)
         name = {"r2": "R²", "auroc": "macro AUROC"}[module.task_kind.metric]
         log.info("test %s %.4f (val %.4f, best step %s)", name, best["test"], best["val"], best["step"])
         return metrics

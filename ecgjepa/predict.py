@@ -33,7 +33,7 @@ from ecgjepa.core.dump_format import REJECTS_COLUMNS
 from ecgjepa.core.files import write_text_atomic
 from ecgjepa.core.manifest import input_records
 from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
-from ecgjepa.data.labelled import normalise_record
+from ecgjepa.data.labelled import model_input
 from ecgjepa.formats.files import load_file
 from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.modules.classifier import ClassifierModule
@@ -63,8 +63,10 @@ def prepared(
     """(record id, model input) of every usable record; the others go to ``rejects`` with the reason."""
     spec = folder_spec("predict", predictor["record_samples"] / predictor["sampling_frequency"])
     mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
+    fs = predictor["sampling_frequency"]
+    input_rate = predictor.get("input_rate", fs)  # runs written before models declared their rate: the dumps'
     for record_id, x in prepared_records(refs, base, spec, rejects):
-        yield record_id, normalise_record(x[: predictor["record_samples"]], mean, std)
+        yield record_id, model_input(x[: predictor["record_samples"]], mean, std, fs, input_rate)
 
 
 @torch.inference_mode()

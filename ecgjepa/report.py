@@ -60,7 +60,7 @@ def load_run(metrics_path: Path) -> Run:
         raise ValueError(f"{metrics_path} lacks the key(s) {', '.join(map(repr, missing))}")
     return Run(
         path=metrics_path.parent,
-        encoder=str(metrics["encoder"]),
+        encoder=str(metrics.get("encoder_name", metrics["encoder"])),
         task=str(metrics["task"]),
         protocol=str(metrics["protocol"]),
         seed=None if metrics["seed"] is None else int(metrics["seed"]),

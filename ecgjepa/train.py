@@ -102,6 +102,11 @@ def set_batch_size(data: DictConfig, world_size: int) -> None:
 
 def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
     """Pre-train with a composed config (plus ``extra_callbacks``); returns the final logged metrics."""
+    if "arch" in cfg.model:
+        raise ValueError(
+            f"model={cfg.model.name}: JEPA pre-trains a ViT (model=vit_*); train this network from random "
+            f"initialisation with ecgjepa-eval encoder={cfg.model.name} protocol=supervised"
+        )
     ensure_writable_dir(output_dir(cfg))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

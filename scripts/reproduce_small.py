@@ -43,15 +43,14 @@ def pooled_linear_probe(pretrain: Path, seeds: int) -> tuple[list[float], list[f
     from hydra.utils import instantiate
 
     from ecgjepa import load_encoder
-    from ecgjepa.eval import random_init_config
     from ecgjepa.models import ModelConfig, VisionTransformer
-    from ecgjepa.utils.hydra import compose_config
+    from ecgjepa.utils.hydra import compose_config, load_group_option
 
     cfg = compose_config("train", [f"paths.data_dir={ROOT / 'data'}"], pretrain)
     probe = instantiate(cfg.callbacks.online_probe, max_train_records=10**6)
     device = torch.device("cpu")
     jepa = probe.evaluate(load_encoder(str(pretrain)), device, "test")
-    random_vit_xs = {**random_init_config("vit_xs"), **probe.data.input_shape}
+    random_vit_xs = {**load_group_option("model", "vit_xs"), **probe.data.input_shape}
     randoms = []
     for seed in range(seeds):
         torch.manual_seed(seed)

@@ -114,11 +114,11 @@ def test_finetune_and_lpft_start_from_the_linear_head(eval_cfg, tiny_encoder_run
     from hydra.utils import instantiate
 
     from ecgjepa.data.ptbxl_datamodule import PTBXLDataModule
-    from ecgjepa.eval import build_module
+    from ecgjepa.eval import build_module, choose_encoder
 
     dm: PTBXLDataModule = instantiate(cfg.dataset, _convert_="all")
     dm.setup()
-    module = build_module(cfg, dm)
+    module = build_module(cfg, dm, choose_encoder(str(cfg.encoder)))
     for key, value in module.state_dict().items():
         assert torch.equal(value, best[key]), key  # the linear run's encoder *and* attentive head
     metrics = run(cfg)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from ecgjepa.core.dump_reader import SourceDump
 from ecgjepa.core.errors import DumpError
 from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.core.signal import resample
 from ecgjepa.data.kinds import KINDS, TaskKind, task_kind
 from ecgjepa.data.splits import check_classes_present, split_by_folds, undefined_auroc_classes
 from ecgjepa.data.transforms import normalise
@@ -102,6 +103,14 @@ def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
     return np.ascontiguousarray(x.astype(np.float16).astype(np.float32).T)
 
 
+def model_input(x: np.ndarray, mean: np.ndarray, std: np.ndarray, fs: float, input_rate: float) -> np.ndarray:
+    """(samples, 12) dumped values at ``fs`` -> (12, samples) float32 at the model's ``input_rate``: normalised
+    (:func:`normalise_record`), then FFT-resampled where the rates differ (training, evaluation and
+    ``ecgjepa-predict`` alike)."""
+    x = normalise_record(x, mean, std)
+    return x if input_rate == fs else np.ascontiguousarray(resample(x.T, fs, input_rate).T, dtype=np.float32)
+
+
 def train_statistics(records: DumpRecords, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-lead mean and population std over every sample of the training records (float64 sums)."""
     total = np.zeros(len(CANONICAL_LEADS))
@@ -119,9 +128,9 @@ def train_statistics(records: DumpRecords, length: int) -> tuple[np.ndarray, np.
 
 
 class RecordDataset(Dataset):
-    """Normalised records of one split: ``(signal (12, T) float32, target (C,), record position)``.
+    """Normalised records of one split at the model's rate: ``(signal (12, T) float32, target (C,), position)``.
 
-    With ``crop`` set, each item is a random crop of that many samples (training).
+    With ``crop`` set (samples at ``input_rate``), each item is a random crop of that many samples (training).
     """
 
     def __init__(
@@ -132,19 +141,27 @@ class RecordDataset(Dataset):
         std: np.ndarray,
         length: int,
         crop: int | None = None,
+        fs: int = 500,
+        input_rate: int = 500,
     ) -> None:
         self.records, self.targets = records, targets
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
-        self.length, self.crop = length, crop
+        self.length, self.crop, self.fs, self.input_rate = length, crop, fs, input_rate
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        offset, size = 0, self.length
-        if self.crop is not None:
-            offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
-        x = normalise_record(self.records.read(i, offset, size), self.mean, self.std)
+        if self.input_rate == self.fs:  # only the crop is read from the dump
+            offset, size = 0, self.length
+            if self.crop is not None:
+                offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
+            x = normalise_record(self.records.read(i, offset, size), self.mean, self.std)
+        else:
+            x = model_input(self.records.read(i, 0, self.length), self.mean, self.std, self.fs, self.input_rate)
+            if self.crop is not None:
+                offset = int(np.random.randint(x.shape[-1] - self.crop + 1))
+                x = np.ascontiguousarray(x[:, offset : offset + self.crop])
         return torch.from_numpy(x), torch.from_numpy(self.targets[i]), i
 
 
@@ -160,6 +177,7 @@ class LabelledDataModule(L.LightningDataModule):
             evaluation crops' stride, applied by the module) is accepted so the protocol's crop settings
             travel together.
         sampling_frequency, record_duration: the dumps' rate (Hz) and the seconds of each record used.
+        input_rate: the rate (Hz) the model takes: records are resampled to it before cropping; null = the dumps'.
         batch_size, num_workers, pin_memory: loaders.
         absent_classes: 'error' refuses a class without a positive (or negative) record in the validation or
             test split (its AUROC is undefined); 'drop' leaves out the classes without a positive (or negative)
@@ -187,6 +205,7 @@ class LabelledDataModule(L.LightningDataModule):
         train_fraction: float = 1.0,
         subset_seed: int = 0,
         regression_loss: str = "mse",
+        input_rate: int | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -201,12 +220,20 @@ class LabelledDataModule(L.LightningDataModule):
         self.regression_loss = regression_loss
         self.val_fold, self.test_fold = val_fold, test_fold
         self.fs = sampling_frequency
-        self.length = round(record_duration * sampling_frequency)
-        self.crop = None if crop_duration is None else round(crop_duration * sampling_frequency)
-        if self.crop is not None and self.crop > self.length:
+        self.input_rate = sampling_frequency if input_rate is None else int(input_rate)
+        if not 0 < self.input_rate <= self.fs:
             raise ValueError(
-                f"crop_duration={crop_duration} s ({self.crop} samples) is longer than the records "
-                f"({record_duration} s = {self.length} samples)"
+                f"model.sampling_frequency={self.input_rate} Hz: the dumps hold {self.fs} Hz "
+                "(dataset.sampling_frequency); a model can take that rate or a lower one"
+            )
+        self.length = round(record_duration * sampling_frequency)
+        self.input_length = round(record_duration * self.input_rate)
+        self.crop = None if crop_duration is None else round(crop_duration * self.input_rate)
+        if self.crop is not None and self.crop > self.input_length:
+            raise ValueError(
+                f"crop_duration={crop_duration} s ({self.crop} samples) is longer than the records ({record_duration} "
+                f"s = {self.input_length} samples): the model's crop_duration (or protocol.crop_duration) must fit in "
+                f"dataset.record_duration at {self.input_rate} Hz"
             )
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.classes: list[str] = []
@@ -221,7 +248,7 @@ class LabelledDataModule(L.LightningDataModule):
     @property
     def input_shape(self) -> dict[str, Any]:
         """The leads (the dumps' canonical order) and the samples of one record: a new encoder is built for them."""
-        return {"channels": list(CANONICAL_LEADS), "channel_size": self.length}
+        return {"channels": list(CANONICAL_LEADS), "channel_size": self.input_length}
 
     @property
     def num_classes(self) -> int:
@@ -269,7 +296,9 @@ class LabelledDataModule(L.LightningDataModule):
         for name, idx in splits.items():
             crop = self.crop if name == "train" else None
             part = labelled.subset(idx)
-            self.datasets[name] = RecordDataset(part.records, part.targets, self.mean, self.std, self.length, crop)
+            self.datasets[name] = RecordDataset(
+                part.records, part.targets, self.mean, self.std, self.length, crop, self.fs, self.input_rate
+            )
 
     def _without_short_records(self, labelled: LabelledRecords) -> LabelledRecords:
         short = labelled.records.lengths() < self.length

@@ -1,5 +1,5 @@
-"""Encoder + head for PTB-XL evaluation (ECG-JEPA ``models/vit_classifier.py``; same attribute names:
-``encoder``, ``attn_pool`` or ``fc``)."""
+"""Encoder + head for evaluation (ECG-JEPA ``models/vit_classifier.py``; same attribute names: ``encoder``,
+``attn_pool`` or ``fc``), for the ViT and the supervised baselines' sequence encoders alike."""
 
 from __future__ import annotations
 
@@ -7,45 +7,59 @@ import torch
 from torch import nn
 
 from ecgjepa.models.heads import AttentivePooler
+from ecgjepa.models.sequence import SequenceEncoder
 from ecgjepa.models.vit import VisionTransformer
 
 
-class ViTClassifier(nn.Module):
-    """Logits from an ECG encoder.
+class Classifier(nn.Module):
+    """Logits from an ECG encoder's tokens (B, N, D) through one head: the attentive probe over all tokens, a
+    linear layer on the register token or on the token mean, or the head the encoder's source trains it with.
 
     Args:
-        encoder: the (pre-trained) encoder; its register outputs are used when ``use_register``.
+        encoder: the (pre-trained) encoder: a :class:`VisionTransformer` or a :class:`SequenceEncoder`.
         num_classes: output width.
         attn_pooling: attentive probe over all tokens (True) or a linear layer on the register /
             the token mean (False).
-        use_register: keep the register token(s) in the encoder output.
-        bias: bias of the head's output layer.
+        use_register: keep the register token(s) in the encoder output (the ViT's).
+        bias: bias of the linear head's output layer.
         frozen: the encoder gets no gradient and runs without autograd.
+        source_head: the encoder's own head (a baseline's, as its source trains it) instead of the above.
     """
 
     def __init__(
         self,
-        encoder: VisionTransformer,
+        encoder: VisionTransformer | SequenceEncoder,
         num_classes: int,
         attn_pooling: bool = True,
         use_register: bool = True,
         bias: bool = False,
         frozen: bool = False,
+        source_head: bool = False,
     ) -> None:
         super().__init__()
+        name = encoder.config.name
         if use_register and not encoder.num_registers:
-            raise ValueError("use_register=True needs an encoder with at least one register token")
+            raise ValueError(f"protocol.use_register=true needs register tokens; {name} has none (set it to false)")
+        if source_head and not isinstance(encoder, SequenceEncoder):
+            raise ValueError(f"protocol.source_head=true: {name} has no head of its own; use the protocol's heads")
+        if source_head and attn_pooling:
+            raise ValueError("protocol.source_head=true and protocol.attn_pooling=true: choose one head")
         self.encoder = encoder
-        self.attn_pooling = attn_pooling
-        self.use_register = use_register
-        self.frozen = frozen
-        cfg = encoder.config
-        if attn_pooling:
-            self.attn_pool = AttentivePooler(cfg.dim, cfg.num_heads, num_classes, cfg.qkv_bias, cfg.bias)
+        self.attn_pooling, self.use_register, self.frozen, self.source_head = (
+            attn_pooling,
+            use_register,
+            frozen,
+            source_head,
+        )
+        dim, heads, qkv_bias, proj_bias = probe_shape(encoder)
+        if source_head:
+            self.head = encoder.source_head(num_classes)
+        elif attn_pooling:
+            self.attn_pool = AttentivePooler(dim, heads, num_classes, qkv_bias, proj_bias)
         else:
-            self.fc = nn.Linear(cfg.dim, num_classes, bias=bias)
-        for name, m in self.named_modules():
-            if isinstance(m, nn.Linear) and not name.startswith("encoder."):
+            self.fc = nn.Linear(dim, num_classes, bias=bias)
+        for module_name, m in self.named_modules():
+            if isinstance(m, nn.Linear) and module_name.split(".")[0] in ("attn_pool", "fc"):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -61,7 +75,17 @@ class ViTClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, T) -> logits (B, num_classes)."""
         tokens = self.encode(x)
+        if self.source_head:
+            return self.head(tokens)
         if self.attn_pooling:
             return self.attn_pool(tokens)
         pooled = tokens[:, 0] if self.use_register else tokens.mean(dim=1)
         return self.fc(pooled)
+
+
+def probe_shape(encoder: VisionTransformer | SequenceEncoder) -> tuple[int, int, bool, bool]:
+    """(token width, attention heads, qkv bias, projection bias) of the attentive probe over ``encoder``."""
+    if isinstance(encoder, VisionTransformer):
+        cfg = encoder.config
+        return cfg.dim, cfg.num_heads, cfg.qkv_bias, cfg.bias
+    return encoder.embed_dim, encoder.config.probe_heads, False, False

@@ -12,14 +12,17 @@ import torch
 
 from ecgjepa.data.kinds import task_kind
 from ecgjepa.formats.layouts import load_into
-from ecgjepa.models import ModelConfig, VisionTransformer
-from ecgjepa.models.classifier import ViTClassifier
+from ecgjepa.models import ModelConfig
+from ecgjepa.models.backbones import EncoderConfig, build_encoder, encoder_config
+from ecgjepa.models.classifier import Classifier
 from ecgjepa.models.config import strict_fields
 from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import adamw, param_groups
 from ecgjepa.schedules import learning_rate
 
 INFERENCE_PRECISIONS = ("32-true", "bf16-mixed")  # of validation and test forwards (``inference_precision``)
+AGGREGATES = ("mean", "max")  # of the evaluation windows' logits (``protocol.aggregate``)
+SCHEDULES = ("warmup_cosine", "one_cycle")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,26 @@ class ProtocolConfig:
     crop_stride: float | None
     requires_eval_checkpoint: bool
     fused: bool | None
+    # The keys below came with the supervised baselines; their defaults only complete the protocol of an evaluation
+    # checkpoint written before them (every conf/protocol option sets them).
+    source_head: bool = False
+    aggregate: str = "mean"
+    schedule: str = "warmup_cosine"
+    one_cycle: dict[str, float] | None = None
+    decay_all_parameters: bool = False
+    recipe: str | None = None
+    epochs: int | None = None
+    random_init: bool = False
+
+    def __post_init__(self) -> None:
+        for key, value, choices in (
+            ("aggregate", self.aggregate, AGGREGATES),
+            ("schedule", self.schedule, SCHEDULES),
+        ):
+            if value not in choices:
+                raise ValueError(f"protocol.{key}: expected one of {choices}, got {value!r}")
+        if self.schedule == "one_cycle" and not self.one_cycle:
+            raise ValueError("protocol.schedule=one_cycle needs protocol.one_cycle (warmup_fraction, div_factor, ...)")
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> ProtocolConfig:
@@ -76,14 +99,14 @@ class ClassifierModule(ClipWithoutScaler):
     """Encoder + head trained on a dataset's labels.
 
     Args:
-        model: encoder model config (sizes; see :class:`ModelConfig`).
+        model: encoder model config (the ViT's :class:`ModelConfig` or a baseline's config, by its ``arch``).
         protocol: the ``protocol`` config group (see :class:`ProtocolConfig`).
         num_classes: number of outputs (classes; 1 for regression).
         kind: ``multilabel`` (sigmoid BCE), ``multiclass`` (softmax cross-entropy, e.g. ST-MEM) or
             ``regression`` (the head predicts the standardised target).
         target_mean, target_std: regression only: the training targets' mean and std; outputs are in target units.
         regression_loss: regression only: ``mse`` or ``l1`` on the standardised target.
-        sampling_frequency: Hz, to turn crop durations into samples.
+        sampling_frequency: Hz of the model's input, to turn crop durations into samples.
         encoder_state: encoder weights to start from (None = random init).
         classifier_state: full classifier weights (LP-FT from a previous evaluation).
         inference_precision: validation and test logits in float32 ('32-true', as the original
@@ -112,12 +135,10 @@ class ClassifierModule(ClipWithoutScaler):
         self.save_hyperparameters(ignore=["encoder_state", "classifier_state"])
         self.protocol = ProtocolConfig.from_dict(protocol)
         p = self.protocol
-        # NOTE(parity): the protocol's dropout replaces the encoder's projection/MLP dropout only.
-        encoder_cfg = dataclasses.replace(ModelConfig.from_dict(model), dropout=p.dropout, attn_dropout=0.0)
-        encoder = VisionTransformer(encoder_cfg)
+        encoder = build_encoder(encoder_for_protocol(encoder_config(model), p))
         if encoder_state is not None:
             load_into(encoder, encoder_state, source)
-        self.model = ViTClassifier(encoder, num_classes, p.attn_pooling, p.use_register, p.bias, p.frozen)
+        self.model = Classifier(encoder, num_classes, p.attn_pooling, p.use_register, p.bias, p.frozen, p.source_head)
         if classifier_state is not None:
             load_into(self.model, classifier_state, source)
         self.kind = kind
@@ -128,13 +149,14 @@ class ClassifierModule(ClipWithoutScaler):
         self.results: dict[str, dict[str, torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for whole records x (B, C, T): the logits of all strided crops averaged."""
+        """Logits for whole records x (B, C, T): the logits of all strided crops, averaged (``aggregate=mean``)
+        or their maximum (``max``: for sigmoid outputs the maximum probability, as helme's benchmark takes)."""
         if self.crop is None:
             return self.model(x)
         crops = crop_batch(x, self.crop, self.stride)
         b, k = crops.shape[:2]
-        logits = self.model(crops.reshape(b * k, *crops.shape[2:]))
-        return logits.float().view(b, k, -1).mean(dim=1)  # averaged in float32 under bf16 autocast too
+        logits = self.model(crops.reshape(b * k, *crops.shape[2:])).float().view(b, k, -1)  # float32 under bf16 too
+        return logits.amax(dim=1) if self.protocol.aggregate == "max" else logits.mean(dim=1)
 
     def inference_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Crop-averaged logits of whole records at the run's ``inference_precision`` (validation, test and
@@ -209,6 +231,42 @@ class ClassifierModule(ClipWithoutScaler):
 
     def configure_optimizers(self) -> dict[str, Any]:
         p = self.protocol
-        optimizer = adamw(param_groups([self.model], p.weight_decay), p.learning_rate, p.opt_betas, p.opt_eps, p.fused)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: p.lr_at(step) / p.learning_rate)
+        if p.decay_all_parameters:  # the baselines' sources decay every parameter, norms and biases included
+            groups = [
+                {"params": [q for q in self.model.parameters() if q.requires_grad], "weight_decay": p.weight_decay}
+            ]
+        else:
+            groups = param_groups([self.model], p.weight_decay)
+        optimizer = adamw(groups, p.learning_rate, p.opt_betas, p.opt_eps, p.fused)
+        if p.schedule == "one_cycle":
+            scheduler = one_cycle(optimizer, p)
+        else:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: p.lr_at(step) / p.learning_rate)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, p: ProtocolConfig) -> torch.optim.lr_scheduler.OneCycleLR:
+    """fastai's one-cycle policy with torch's scheduler: cosine warm-up from ``learning_rate / div_factor`` to
+    ``learning_rate`` over ``warmup_fraction`` of the steps, cosine down to ``/ final_div_factor`` of the start,
+    Adam's beta1 cycled inversely between ``min_momentum`` and ``max_momentum``."""
+    c = p.one_cycle
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=p.learning_rate,
+        total_steps=p.steps,
+        pct_start=c["warmup_fraction"],
+        div_factor=c["div_factor"],
+        final_div_factor=c["final_div_factor"],
+        base_momentum=c["min_momentum"],
+        max_momentum=c["max_momentum"],
+    )
+
+
+def encoder_for_protocol(config: EncoderConfig, p: ProtocolConfig) -> EncoderConfig:
+    """The encoder config a protocol trains: the ViT with the protocol's dropout (it replaces the projection/MLP
+    dropout only, as the original); a baseline, which has no dropout inside the network, refuses one."""
+    if isinstance(config, ModelConfig):
+        return dataclasses.replace(config, dropout=p.dropout, attn_dropout=0.0)
+    if p.dropout:
+        raise ValueError(f"protocol.dropout={p.dropout}: {config.name} has no dropout inside the network (set 0)")
+    return config
