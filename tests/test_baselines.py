@@ -213,3 +213,37 @@ def test_one_report_holds_a_baseline_row_and_a_jepa_row(
     assert any("`inception1d (random init)`" in row and "supervised" in row for row in rows)
     assert any(f"`{tiny_encoder_run.name}`" in row and "linear" in row for row in rows)
     assert str(tiny_encoder_run) not in report  # a run is named by its folder, not its path
+
+
+def test_a_baseline_trains_on_labels_of_ones_own(tmp_path: Path) -> None:
+    """dataset=csv: PTB-XL ecg_id 1-40 with their sex as the label, xresnet1d50 from random init at 100 Hz."""
+    import os
+
+    from ecgjepa.utils.hydra import compose_config
+    from tests.helpers import DATA
+
+    table = pd.read_csv(DATA / "ptbxl" / "ptbxl_database.csv.gz", index_col="ecg_id").loc[1:40]
+    records = [os.path.relpath(DATA / "ptbxl" / name, tmp_path) for name in table["filename_hr"]]
+    labels = tmp_path / "sex.csv"
+    pd.DataFrame({"record": records, "sex": table["sex"].map({0: "male", 1: "female"})}).to_csv(labels, index=False)
+    overrides = [
+        "encoder=xresnet1d50",
+        "protocol=supervised",
+        "protocol.epochs=null",
+        "protocol.steps=2",
+        "protocol.checkpoint_interval=2",
+        "protocol.batch_size=8",
+        "dataset=csv",
+        f"dataset.path={labels}",
+        "dataset.num_workers=0",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "trainer=cpu",
+        "logger=none",
+    ]
+    metrics = eval_run(compose_config("eval", overrides, tmp_path / "run"))
+    assert (metrics["kind"], metrics["classes"], metrics["encoder_name"]) == (
+        "multiclass",
+        ["female", "male"],
+        "xresnet1d50 (random init)",
+    )
+    assert json.loads((tmp_path / "run" / "predictor.json").read_text())["input_rate"] == 100
