@@ -42,7 +42,7 @@ SOURCE_PARAMETERS = {
 }
 
 
-def baseline(name: str, channel_size: int = 1000):
+def baseline(name: str):
     return build_encoder(
         encoder_config({**load_group_option("model", name), "channels": list(CANONICAL_LEADS), "channel_size": 1000})
     )
@@ -247,3 +247,15 @@ def test_a_baseline_trains_on_labels_of_ones_own(tmp_path: Path) -> None:
         "xresnet1d50 (random init)",
     )
     assert json.loads((tmp_path / "run" / "predictor.json").read_text())["input_rate"] == 100
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_the_harness_heads_apply_to_a_baseline(name: str) -> None:
+    """The attentive probe over the network's time steps and the linear head on their mean, beside its own head."""
+    from ecgjepa.models.classifier import Classifier
+
+    x = torch.randn(3, 12, 256)
+    for heads in ({"attn_pooling": True}, {"attn_pooling": False}, {"attn_pooling": False, "source_head": True}):
+        model = Classifier(baseline(name), 5, use_register=False, frozen=True, **heads).eval()
+        assert model(x).shape == (3, 5)
+        assert not any(p.requires_grad for p in model.encoder.parameters())
