@@ -51,6 +51,3 @@ class FCLSTM(SequenceEncoder):
 
     def forward(self, x: torch.Tensor, keep_registers: bool = False) -> torch.Tensor:
         return self.lstm(self.encode_steps(x))[0]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward(x).transpose(1, 2)
