@@ -27,10 +27,6 @@ class FCLSTMConfig(SequenceEncoderConfig):
 
     ARCH = "fc_lstm"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "fc_widths", tuple(self.fc_widths))
-
 
 class FCLSTM(SequenceEncoder):
     def __init__(self, cfg: FCLSTMConfig) -> None:

@@ -32,7 +32,6 @@ class Inception1dConfig(SequenceEncoderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "kernel_sizes", tuple(self.kernel_sizes))
         if self.depth % self.residual_every:
             raise ValueError(f"model.depth={self.depth} must be a multiple of residual_every={self.residual_every}")
 

@@ -55,8 +55,9 @@ class SequenceEncoderConfig:
     ARCH: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        for key in ("channels", "head_pools", "head_hidden"):
-            object.__setattr__(self, key, tuple(getattr(self, key)))
+        for field in dataclasses.fields(self):  # lists from YAML become tuples: the config stays hashable and frozen
+            if isinstance(getattr(self, field.name), list):
+                object.__setattr__(self, field.name, tuple(getattr(self, field.name)))
         if self.arch != self.ARCH:
             raise ValueError(f"model.arch: expected {self.ARCH!r}, got {self.arch!r}")
         unknown = [pool for pool in self.head_pools if pool not in POOLS]

@@ -31,11 +31,6 @@ class XResNet1dConfig(SequenceEncoderConfig):
 
     ARCH = "xresnet1d"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "stem_widths", tuple(self.stem_widths))
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-
     @property
     def width(self) -> int:
         return self.stage_width * self.expansion
