@@ -1,4 +1,4 @@
-"""``ecgjepa-train``: JEPA pre-training (Hydra entry point over a testable ``run``)."""
+"""``ecgjepa-train``: pre-training with the chosen ``method`` (Hydra entry point over a testable ``run``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ecgjepa.formats.files import CheckpointError, load_file, torch_save_atomic
 from ecgjepa.formats.layouts import detect_layout
 from ecgjepa.formats.original import original_to_lightning
 from ecgjepa.models.config import ModelConfig
-from ecgjepa.modules.jepa import JEPAModule
+from ecgjepa.modules.pretrain import PretrainModule
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, register_resolvers
 
@@ -32,7 +32,7 @@ def output_dir(cfg: DictConfig) -> str:
     return cfg.paths.output_dir if HydraConfig.initialized() else cfg.paths.get("output_dir", ".")
 
 
-def check_same_model(ckpt_path: str, theirs: dict, module: JEPAModule, what: str = "checkpoint's model") -> None:
+def check_same_model(ckpt_path: str, theirs: dict, module: PretrainModule, what: str = "checkpoint's model") -> None:
     """Refuse to resume a checkpoint of another model size, naming the file and the differing keys."""
     try:
         theirs = ModelConfig.from_dict(theirs).to_dict()
@@ -44,7 +44,7 @@ def check_same_model(ckpt_path: str, theirs: dict, module: JEPAModule, what: str
         raise CheckpointError(f"{ckpt_path}: the {what} differs from model=...: {different} (theirs, ours)")
 
 
-def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> str:
+def continue_from_original(ckpt_path: str, module: PretrainModule, out_dir: str) -> str:
     """Check that ``ckpt_path`` can resume this run; an original ECG-JEPA checkpoint is converted into a
     Lightning one."""
     ckpt = load_file(ckpt_path)
@@ -57,6 +57,8 @@ def continue_from_original(ckpt_path: str, module: JEPAModule, out_dir: str) -> 
             f"{ckpt_path}: a {layout} checkpoint cannot resume pre-training; expected a pre-training checkpoint "
             "(checkpoints/*.ckpt of an ecgjepa-train run, or an original ECG-JEPA one with its optimizer state)"
         )
+    if module.method != "jepa":
+        raise CheckpointError(f"{ckpt_path}: an original ECG-JEPA checkpoint cannot resume method={module.method}")
     converted = original_to_lightning(ckpt)
     check_same_model(ckpt_path, converted["hyper_parameters"]["model"], module, "original model")
     target = Path(out_dir) / "checkpoints" / "converted_from_original.ckpt"
@@ -100,11 +102,19 @@ def set_batch_size(data: DictConfig, world_size: int) -> None:
     )
 
 
+def build_method(cfg: DictConfig, input_shape: dict) -> PretrainModule:
+    """The ``method`` option's module with the arguments every method takes (``cfg.module``), its model config
+    completed with the data module's ``input_shape``."""
+    model = {**OmegaConf.to_container(cfg.model, resolve=True), **input_shape}
+    common = OmegaConf.to_container(cfg.module, resolve=True)
+    return instantiate(cfg.method, **{**common, "model": model}, _convert_="all")
+
+
 def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
     """Pre-train with a composed config (plus ``extra_callbacks``); returns the final logged metrics."""
     if "arch" in cfg.model:
         raise ValueError(
-            f"model={cfg.model.name}: JEPA pre-trains a ViT (model=vit_*); train this network from random "
+            f"model={cfg.model.name}: pre-training methods train a ViT (model=vit_*); train this network from random "
             f"initialisation with ecgjepa-eval encoder={cfg.model.name} protocol=supervised"
         )
     ensure_writable_dir(output_dir(cfg))
@@ -118,8 +128,7 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     set_batch_size(cfg.data, trainer.world_size)
     datamodule = instantiate(cfg.data, patch_size=cfg.model.patch_size, _convert_="all")
-    model = {**OmegaConf.to_container(cfg.model, resolve=True), **datamodule.input_shape}
-    module = accel.apply(instantiate(cfg.module, model=model, _convert_="all"))
+    module = accel.apply(build_method(cfg, datamodule.input_shape))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir(cfg))
     if ckpt_path:
         ckpt_path = continue_from_original(ckpt_path, module, output_dir(cfg))

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 import torch
 import wfdb
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ecgjepa.core.leads import CANONICAL_LEADS
 from ecgjepa.models import ModelConfig
-from ecgjepa.modules.jepa import JEPAModule
+from ecgjepa.modules.pretrain import PretrainModule
+from ecgjepa.train import build_method
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import load_group_option
 
@@ -137,11 +137,11 @@ def model_config(name: str = "vit_tiny", **overrides: object) -> ModelConfig:
     return ModelConfig.from_dict({**option, "channels": list(CANONICAL_LEADS), "channel_size": 5000, **overrides})
 
 
-def pretraining_module(cfg: DictConfig) -> JEPAModule:
-    """``cfg.module`` built as ``ecgjepa-train`` builds it: the model config completed with the input shape the
-    pre-training data module gives (the canonical leads, ``data.channel_size`` samples)."""
+def pretraining_module(cfg: DictConfig) -> PretrainModule:
+    """The method's module built as ``ecgjepa-train`` builds it: the model config completed with the input shape
+    the pre-training data module gives (the canonical leads, ``data.channel_size`` samples)."""
     input_shape = {"channels": list(CANONICAL_LEADS), "channel_size": cfg.data.channel_size}
-    return instantiate(cfg.module, model={**OmegaConf.to_container(cfg.model), **input_shape}, _convert_="all")
+    return build_method(cfg, input_shape)
 
 
 # A few steps of a tiny evaluation on CPU, without a logger (any dataset).

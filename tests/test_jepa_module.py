@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ecgjepa.modules.jepa import JEPAModule, NonFiniteLossError
+from ecgjepa.modules.jepa import JEPAModule
+from ecgjepa.modules.pretrain import NonFiniteLossError
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import load_group_option
 from tests.helpers import load, model_config

@@ -1,4 +1,4 @@
-"""Write the EMA target encoder as an encoder export at the end of pre-training."""
+"""Write the method's exported encoder (JEPA's EMA target encoder) as an encoder export at the end of pre-training."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class EncoderExport(L.Callback):
             "data": {name: src.weight for name, src in getattr(dm, "sources", {}).items()},
             "step": trainer.global_step,
             "layout": "lightning-pretrain",
+            "method": pl_module.method,
         }
-        state = strip_prefix(pl_module.state_dict(), "target_encoder.")
+        state = strip_prefix(pl_module.state_dict(), pl_module.exported_prefix())
         write_export(self.dirpath, state, export_description(pl_module.model_config, preprocess, pretraining))

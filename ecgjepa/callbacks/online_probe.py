@@ -91,7 +91,7 @@ class OnlineProbe(L.Callback):
         if not trainer.is_global_zero or trainer.global_step == self._last_step:
             return
         self._last_step = trainer.global_step
-        auroc = self.evaluate(pl_module.target_encoder, pl_module.device)
+        auroc = self.evaluate(pl_module.exported_encoder(), pl_module.device)
         log.info("online probe at step %d: val macro AUROC %.4f", trainer.global_step, auroc)
         for logger in trainer.loggers:
             logger.log_metrics({"probe/val_auroc": auroc}, step=trainer.global_step)

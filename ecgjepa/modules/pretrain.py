@@ -1,0 +1,129 @@
+"""What every pre-training method shares: the optimiser and its schedules, logging, the loss-finiteness guard and
+the encoder that is exported and probed. A method subclasses :class:`PretrainModule`, builds its networks in
+``__init__`` and implements :meth:`PretrainModule.method_loss` (learned from solo-learn's ``BaseMethod`` and
+lightly's modules, kept smaller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ecgjepa.models import ModelConfig
+from ecgjepa.modules.clipping import ClipWithoutScaler
+from ecgjepa.optim import OptimConfig, adamw, param_groups
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss is NaN/Inf, before any checkpoint of that state is written."""
+
+
+class PretrainModule(ClipWithoutScaler):
+    """The shared base of the pre-training methods.
+
+    Args:
+        model: the ``model`` config group with the data module's input shape (see :class:`ModelConfig`).
+        optim: the ``optim`` config (see :class:`OptimConfig`).
+        finite_check_interval: read the loss-finiteness flag on the host every this many steps (and
+            before every checkpoint and at the end of training). 1 stops before the optimiser step of
+            the first non-finite loss; larger values avoid a host-device sync per step on GPUs. Either
+            way no checkpoint or export of a non-finite state is written.
+        data, accumulate_grad_batches, recipe: recorded with the checkpoint (provenance, conversion to the
+            original layout); not used for training.
+
+    A subclass sets :attr:`method` (its name in ``conf/method/``), builds its networks after calling this
+    ``__init__``, and implements :meth:`method_loss` and :meth:`trained_modules`; :meth:`exported_encoder` is the
+    encoder evaluated, probed and exported (the online encoder unless the method keeps a target).
+    """
+
+    method: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        optim: Mapping[str, Any],
+        finite_check_interval: int = 1,
+        data: Mapping[str, Any] | None = None,
+        accumulate_grad_batches: int = 1,
+        recipe: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_config = ModelConfig.from_dict(model)
+        self.optim_config = OptimConfig.from_dict(optim)
+        if not (isinstance(finite_check_interval, int) and finite_check_interval >= 1):
+            raise ValueError(f"finite_check_interval: expected an integer >= 1, got {finite_check_interval!r}")
+        self.finite_check_interval = finite_check_interval
+        # (global step, loss) of the first non-finite loss, kept on the loss's device; step -1 = none yet.
+        self._first_nonfinite: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def method_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        """(loss, diagnostics logged under ``train/``) of one micro-batch."""
+        raise NotImplementedError
+
+    def trained_modules(self) -> list[nn.Module]:
+        """The networks the optimiser updates, in parameter-group order."""
+        raise NotImplementedError
+
+    def exported_encoder(self) -> nn.Module:
+        """The encoder that is evaluated, probed during training and exported."""
+        return self.encoder
+
+    def exported_prefix(self) -> str:
+        """The state-dict prefix of :meth:`exported_encoder` (checkpoint readers strip it)."""
+        return "encoder."
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        loss, diagnostics = self.method_loss(batch)
+        self._record_finiteness(loss.detach())
+        if self.finite_check_interval == 1:
+            self.raise_if_nonfinite()
+        self.log("train/loss", loss, prog_bar=True)
+        for name, value in diagnostics.items():
+            self.log(f"train/{name}", value)
+        return loss
+
+    def _record_finiteness(self, loss: torch.Tensor) -> None:
+        """Remember the first non-finite loss without reading anything back to the host."""
+        if self._first_nonfinite is None:
+            self._first_nonfinite = (torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device))
+        step, value = self._first_nonfinite
+        first = torch.logical_and(step < 0, ~torch.isfinite(loss))
+        self._first_nonfinite = (torch.where(first, self.global_step, step), torch.where(first, loss.float(), value))
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise :class:`NonFiniteLossError` naming the step if a non-finite loss was seen (one host sync)."""
+        if self._first_nonfinite is None:
+            return
+        step, value = self._first_nonfinite
+        if step.item() >= 0:
+            raise NonFiniteLossError(
+                f"non-finite loss ({value.item()}) at global step {step.item()}; stopping without writing a "
+                "checkpoint of this state. The last good checkpoint is kept."
+            )
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        if self.finite_check_interval == 1:
+            return  # training_step already checked before the optimiser step
+        if self.global_step % self.finite_check_interval == 0 or self.global_step >= self.trainer.max_steps:
+            self.raise_if_nonfinite()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.raise_if_nonfinite()
+        checkpoint["method"] = self.method
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_config
+        groups = param_groups(self.trained_modules(), cfg.weight_decay)
+        optimizer = adamw(groups, cfg.learning_rate, cfg.opt_betas, cfg.opt_eps, cfg.fused)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cfg.lr_at(step) / cfg.learning_rate)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def collapse_std(tokens: torch.Tensor) -> torch.Tensor:
+    """Spread of a representation across the batch (mean over features of the per-feature std): near 0 when
+    the encoder collapses to one output."""
+    return tokens.detach().float().std(dim=0).mean()
