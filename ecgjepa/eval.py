@@ -28,6 +28,7 @@ from ecgjepa.data.labelled import LabelledDataModule
 from ecgjepa.formats.files import CheckpointError
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.metrics import per_class_auroc
+from ecgjepa.models.config import ModelConfig
 from ecgjepa.modules.classifier import ClassifierModule, ProtocolConfig
 from ecgjepa.plots import plot_per_class_auroc, plot_regression, plot_roc_curves
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, load_group_option, resolve_ckpt_path
@@ -73,7 +74,8 @@ def choose_encoder(spec: str) -> EncoderChoice:
 
 
 def apply_model_and_recipe(cfg: DictConfig, choice: EncoderChoice) -> None:
-    """Complete ``cfg`` for the chosen model: its declared crop replaces the protocol's, and the protocol's recipe
+    """Complete ``cfg`` for the chosen model: its declared evaluation windows replace the protocol's (unless the
+    command line sets them: ``crops=...`` or ``protocol.crop_*``), and the protocol's recipe
     (``protocol.recipe``; ``source``: the model's own) replaces the protocol's optimisation numbers."""
     name = choice.model.get("name", cfg.encoder)
     if cfg.protocol.random_init and not choice.random_init:
@@ -81,8 +83,11 @@ def apply_model_and_recipe(cfg: DictConfig, choice: EncoderChoice) -> None:
             f"protocol={cfg.protocol.name} trains from random initialisation: set encoder=<model name> "
             f"({', '.join(model_names())}), not {choice.source}"
         )
-    if "crop_duration" in choice.model:
-        cfg.protocol.crop_duration = choice.model["crop_duration"]
+    crops_chosen = overridden_keys("protocol") & {"crop_duration", "crop_stride"} or "crops" in chosen_groups()
+    for key in ("crop_duration", "crop_stride"):
+        if choice.model.get(key) is not None and not crops_chosen:
+            cfg.protocol[key] = choice.model[key]
+    check_windows(choice.model, cfg.protocol)
     recipe = cfg.protocol.recipe
     if recipe == "source":
         recipe = choice.model.get("recipe")
@@ -97,11 +102,37 @@ def apply_model_and_recipe(cfg: DictConfig, choice: EncoderChoice) -> None:
         cfg.protocol = OmegaConf.merge(cfg.protocol, {k: v for k, v in values.items() if k not in chosen})
 
 
+def check_windows(model: dict[str, Any], protocol: DictConfig) -> None:
+    """Refuse evaluation windows a ViT cannot take, naming the keys: a whole number of its patches, at most its
+    input length, and exactly that length for one token per lead."""
+    if "arch" in model or "channel_size" not in model or protocol.crop_duration is None:
+        return
+    config = ModelConfig.from_dict(model)
+    rate, crop = config.sampling_frequency, round(protocol.crop_duration * config.sampling_frequency)
+    fits = crop == config.channel_size if config.fixed_length else crop % config.patch_size == 0
+    if not fits or crop > config.channel_size:
+        takes = (
+            f"exactly {config.channel_size} samples"
+            if config.fixed_length
+            else f"a multiple of its {config.patch_size}-sample patches up to {config.channel_size}"
+        )
+        raise ValueError(
+            f"protocol.crop_duration={protocol.crop_duration} s is {crop} samples at {rate} Hz; the encoder "
+            f"({config.tokenizer} tokens) takes {takes}: choose other windows (crops=st_mem: 9 s, crops=paper: 2.5 s)"
+        )
+
+
 def overridden_keys(group: str) -> set[str]:
     """The keys of ``group`` that this run's command-line overrides set (``protocol.epochs=2`` -> ``epochs``)."""
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     keys = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
     return {key.split(".")[1] for key in keys if key.startswith(f"{group}.") and key.count(".") >= 1}
+
+
+def chosen_groups() -> set[str]:
+    """The config groups this run's command line chooses an option of (``crops=st_mem`` -> ``crops``)."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    return {str(o).split("=", 1)[0].lstrip("+~") for o in overrides if "." not in str(o).split("=", 1)[0]}
 
 
 def recipe_names() -> list[str]:
@@ -262,6 +293,8 @@ def predictor_description(
         "sampling_frequency": datamodule.fs,
         "record_samples": datamodule.length,
         "input_rate": datamodule.input_rate,
+        "band_pass": list(datamodule.conditioning.band_pass) if datamodule.conditioning.band_pass else None,
+        "standardise": datamodule.conditioning.standardise,
         "mean": datamodule.mean.tolist(),
         "std": datamodule.std.tolist(),
     }
@@ -315,8 +348,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     cfg.accel.inference_precision = accel.inference_precision
     choice = choose_encoder(str(cfg.encoder))
     apply_model_and_recipe(cfg, choice)
-    input_rate = choice.model.get("sampling_frequency")
-    datamodule: LabelledDataModule = instantiate(cfg.dataset, input_rate=input_rate, _convert_="all")
+    model_input = {
+        "input_rate": choice.model.get("sampling_frequency"),
+        "band_pass": choice.model.get("band_pass"),
+        "standardise": choice.model.get("standardise", "dataset"),
+    }
+    datamodule: LabelledDataModule = instantiate(cfg.dataset, **model_input, _convert_="all")
     datamodule.setup("fit")
     steps_from_epochs(cfg, datamodule)
     module = accel.apply(build_module(cfg, datamodule, choice))

@@ -34,6 +34,7 @@ from ecgjepa.core.files import write_text_atomic
 from ecgjepa.core.manifest import input_records
 from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
 from ecgjepa.data.labelled import model_input
+from ecgjepa.data.transforms import Conditioning
 from ecgjepa.formats.files import load_file
 from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.modules.classifier import ClassifierModule
@@ -65,8 +66,10 @@ def prepared(
     mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
     fs = predictor["sampling_frequency"]
     input_rate = predictor.get("input_rate", fs)  # runs written before models declared their rate: the dumps'
+    band_pass = predictor.get("band_pass")
+    conditioning = Conditioning(tuple(band_pass) if band_pass else None, predictor.get("standardise", "dataset"))
     for record_id, x in prepared_records(refs, base, spec, rejects):
-        yield record_id, model_input(x[: predictor["record_samples"]], mean, std, fs, input_rate)
+        yield record_id, model_input(x[: predictor["record_samples"]], mean, std, fs, input_rate, conditioning)
 
 
 @torch.inference_mode()

@@ -179,7 +179,6 @@ def test_max_aggregation_takes_the_largest_window_logit() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["encoder=inception1d", "protocol=linear"], "protocol.use_register=true needs register tokens"),
         (["encoder=inception1d", "protocol=finetune", "protocol.use_register=false"], "protocol.dropout=0.05"),
         (["encoder=vit_tiny", "protocol=supervised"], "protocol.recipe=source: vit_tiny has no recipe of its own"),
         (["encoder=vit_tiny", "protocol=supervised", "protocol.recipe=helme"], "protocol.source_head=true"),

@@ -44,8 +44,8 @@ def cases(config: str, groups: tuple[str, ...], other_entry_point: set[str]) -> 
     return found
 
 
-TRAIN_GROUPS = ("model", "data", "optim", "trainer", "logger", "callbacks", "experiment", "debug")
-EVAL_GROUPS = ("task", "protocol", "dataset", "trainer", "logger", "callbacks")
+TRAIN_GROUPS = ("model", "data", "method", "optim", "trainer", "logger", "callbacks", "experiment", "debug")
+EVAL_GROUPS = ("task", "protocol", "crops", "dataset", "trainer", "logger", "callbacks")
 # Options of a shared group that belong to the other command.
 EVAL_ONLY = {"callbacks=eval"}
 # The supervised baselines' networks: ecgjepa-train (JEPA) refuses them by name.
@@ -90,7 +90,7 @@ def test_every_pretraining_option_runs(group: str, option: str, data_root: Path,
     overrides = [f"{group}={option}"] if option else []
     if f"{group}={option}" in BASELINE_MODELS:
         cfg = compose_config("train", [*overrides, f"paths.data_dir={data_root}"], tmp_path)
-        with pytest.raises(ValueError, match=f"model={option}: JEPA pre-trains a ViT"):
+        with pytest.raises(ValueError, match=f"model={option}: pre-training methods train a ViT"):
             train_run(cfg)
         return
     if option == "folder":

@@ -1,5 +1,6 @@
-"""A cheap linear probe on frozen target-encoder features during pre-training (the original has no
-validation at all): representation quality becomes visible as ``probe/val_auroc`` in the logs."""
+"""A cheap linear probe on the frozen features of the method's exported encoder (JEPA's target encoder) during
+pre-training (the original has no validation at all): representation quality becomes visible as
+``probe/val_auroc`` in the logs."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ def fit_logistic_regression(
 
 
 class OnlineProbe(L.Callback):
-    """Every ``every_n_steps`` (and before the first step), embed PTB-XL records with the target
-    encoder (mean of the patch tokens of the whole 10 s record), fit a logistic regression on the
-    training folds and log the validation-fold macro AUROC as ``probe/val_auroc`` (rank 0 only).
+    """Every ``every_n_steps`` (and before the first step), embed PTB-XL records with the exported encoder (mean
+    of the tokens of the record's first ``model.channel_size`` samples, at the model's rate and conditioning), fit
+    a logistic regression on the training folds and log the validation-fold macro AUROC as ``probe/val_auroc``
+    (rank 0 only).
 
     Args:
         dataset: the labelled dataset (a PTB-XL task, whole records: no crops); its batch size is the probe's.
@@ -57,6 +59,7 @@ class OnlineProbe(L.Callback):
         self.every_n_steps = every_n_steps
         self.limits = {"train": max_train_records, "val": max_val_records, "test": max_val_records}
         self._last_step = -1
+        self._input_length: int | None = None
 
     @torch.no_grad()
     def features(self, encoder: torch.nn.Module, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +70,7 @@ class OnlineProbe(L.Callback):
         for start in range(0, count, self.data.batch_size):
             items = [dataset[int(i)] for i in rows[start : start + self.data.batch_size]]
             x = torch.stack([item[0] for item in items]).to(device)
-            feats.append(encoder(x).mean(dim=1).float().cpu())
+            feats.append(encoder(x[..., : self._input_length]).mean(dim=1).float().cpu())
             targets.append(torch.stack([item[1] for item in items]))
         return torch.cat(feats), torch.cat(targets)
 
@@ -97,6 +100,9 @@ class OnlineProbe(L.Callback):
             logger.log_metrics({"probe/val_auroc": auroc}, step=trainer.global_step)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        model = pl_module.model_config
+        self.data.set_model_input(model.sampling_frequency, model.band_pass, model.standardise)
+        self._input_length = model.channel_size
         self.probe(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:

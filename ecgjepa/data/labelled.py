@@ -26,7 +26,7 @@ from ecgjepa.core.leads import CANONICAL_LEADS
 from ecgjepa.core.signal import resample
 from ecgjepa.data.kinds import KINDS, TaskKind, task_kind
 from ecgjepa.data.splits import check_classes_present, split_by_folds, undefined_auroc_classes
-from ecgjepa.data.transforms import normalise
+from ecgjepa.data.transforms import Conditioning, normalise
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,21 @@ def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
     return np.ascontiguousarray(x.astype(np.float16).astype(np.float32).T)
 
 
-def model_input(x: np.ndarray, mean: np.ndarray, std: np.ndarray, fs: float, input_rate: float) -> np.ndarray:
+def model_input(
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    fs: float,
+    input_rate: float,
+    conditioning: Conditioning | None = None,
+) -> np.ndarray:
     """(samples, 12) dumped values at ``fs`` -> (12, samples) float32 at the model's ``input_rate``: normalised
-    (:func:`normalise_record`), then FFT-resampled where the rates differ (training, evaluation and
-    ``ecgjepa-predict`` alike)."""
+    (:func:`normalise_record`), FFT-resampled where the rates differ, then conditioned as the model asks
+    (``conditioning``: band-pass, per-record standardisation); training, evaluation and ``ecgjepa-predict`` alike."""
     x = normalise_record(x, mean, std)
-    return x if input_rate == fs else np.ascontiguousarray(resample(x.T, fs, input_rate).T, dtype=np.float32)
+    if input_rate != fs:
+        x = np.ascontiguousarray(resample(x.T, fs, input_rate).T, dtype=np.float32)
+    return conditioning(x, input_rate) if conditioning is not None and conditioning.active else x
 
 
 def train_statistics(records: DumpRecords, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,22 +152,25 @@ class RecordDataset(Dataset):
         crop: int | None = None,
         fs: int = 500,
         input_rate: int = 500,
+        conditioning: Conditioning | None = None,
     ) -> None:
         self.records, self.targets = records, targets
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
         self.length, self.crop, self.fs, self.input_rate = length, crop, fs, input_rate
+        self.conditioning = conditioning or Conditioning()
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        if self.input_rate == self.fs:  # only the crop is read from the dump
+        if self.input_rate == self.fs and not self.conditioning.active:  # only the crop is read from the dump
             offset, size = 0, self.length
             if self.crop is not None:
                 offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
             x = normalise_record(self.records.read(i, offset, size), self.mean, self.std)
         else:
-            x = model_input(self.records.read(i, 0, self.length), self.mean, self.std, self.fs, self.input_rate)
+            record = self.records.read(i, 0, self.length)
+            x = model_input(record, self.mean, self.std, self.fs, self.input_rate, self.conditioning)
             if self.crop is not None:
                 offset = int(np.random.randint(x.shape[-1] - self.crop + 1))
                 x = np.ascontiguousarray(x[:, offset : offset + self.crop])
@@ -206,6 +218,8 @@ class LabelledDataModule(L.LightningDataModule):
         subset_seed: int = 0,
         regression_loss: str = "mse",
         input_rate: int | None = None,
+        band_pass: list[float] | None = None,
+        standardise: str = "dataset",
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -219,26 +233,33 @@ class LabelledDataModule(L.LightningDataModule):
         self.train_fraction, self.subset_seed = float(train_fraction), subset_seed
         self.regression_loss = regression_loss
         self.val_fold, self.test_fold = val_fold, test_fold
-        self.fs = sampling_frequency
-        self.input_rate = sampling_frequency if input_rate is None else int(input_rate)
+        self.fs, self.record_duration, self.crop_duration = sampling_frequency, record_duration, crop_duration
+        self.length = round(record_duration * sampling_frequency)
+        self.set_model_input(input_rate, band_pass, standardise)
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.classes: list[str] = []
+        self.ids: dict[str, np.ndarray] = {}
+        self.datasets: dict[str, RecordDataset] = {}
+
+    def set_model_input(
+        self, input_rate: int | None, band_pass: list[float] | None = None, standardise: str = "dataset"
+    ) -> None:
+        """The model's input conventions (before :meth:`setup`): its rate (null = the dumps') and conditioning."""
+        self.input_rate = self.fs if input_rate is None else int(input_rate)
         if not 0 < self.input_rate <= self.fs:
             raise ValueError(
                 f"model.sampling_frequency={self.input_rate} Hz: the dumps hold {self.fs} Hz "
                 "(dataset.sampling_frequency); a model can take that rate or a lower one"
             )
-        self.length = round(record_duration * sampling_frequency)
-        self.input_length = round(record_duration * self.input_rate)
-        self.crop = None if crop_duration is None else round(crop_duration * self.input_rate)
+        self.conditioning = Conditioning(tuple(band_pass) if band_pass else None, standardise)
+        self.input_length = round(self.record_duration * self.input_rate)
+        self.crop = None if self.crop_duration is None else round(self.crop_duration * self.input_rate)
         if self.crop is not None and self.crop > self.input_length:
             raise ValueError(
-                f"crop_duration={crop_duration} s ({self.crop} samples) is longer than the records ({record_duration} "
-                f"s = {self.input_length} samples): the model's crop_duration (or protocol.crop_duration) must fit in "
-                f"dataset.record_duration at {self.input_rate} Hz"
+                f"crop_duration={self.crop_duration} s ({self.crop} samples) is longer than the records "
+                f"({self.record_duration} s = {self.input_length} samples): the model's crop_duration (or "
+                f"protocol.crop_duration) must fit in dataset.record_duration at {self.input_rate} Hz"
             )
-        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
-        self.classes: list[str] = []
-        self.ids: dict[str, np.ndarray] = {}
-        self.datasets: dict[str, RecordDataset] = {}
 
     @property
     def task_kind(self) -> TaskKind:
@@ -247,8 +268,13 @@ class LabelledDataModule(L.LightningDataModule):
 
     @property
     def input_shape(self) -> dict[str, Any]:
-        """The leads (the dumps' canonical order) and the samples of one record: a new encoder is built for them."""
-        return {"channels": list(CANONICAL_LEADS), "channel_size": self.input_length}
+        """The leads (the dumps' canonical order), the samples of one record and their rate: a new encoder is built
+        for them."""
+        return {
+            "channels": list(CANONICAL_LEADS),
+            "channel_size": self.input_length,
+            "sampling_frequency": self.input_rate,
+        }
 
     @property
     def num_classes(self) -> int:
@@ -297,7 +323,15 @@ class LabelledDataModule(L.LightningDataModule):
             crop = self.crop if name == "train" else None
             part = labelled.subset(idx)
             self.datasets[name] = RecordDataset(
-                part.records, part.targets, self.mean, self.std, self.length, crop, self.fs, self.input_rate
+                part.records,
+                part.targets,
+                self.mean,
+                self.std,
+                self.length,
+                crop,
+                self.fs,
+                self.input_rate,
+                self.conditioning,
             )
 
     def _without_short_records(self, labelled: LabelledRecords) -> LabelledRecords:

@@ -23,9 +23,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ecgjepa.core.dump_reader import SourceDump
 from ecgjepa.core.errors import DumpError
 from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.core.signal import resample
 from ecgjepa.data.masks import BlockMaskSampler
 from ecgjepa.data.sample import require_data_dir
-from ecgjepa.data.transforms import normalise
+from ecgjepa.data.transforms import Conditioning, normalise
 
 
 @dataclass
@@ -66,7 +67,11 @@ def parse_sources(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceC
 
 
 class MixtureBatches(IterableDataset):
-    """Infinite stream of ``(signals (B, 12, T) float32, keep_idx (B, K), pred_idx (B, M))``.
+    """Infinite stream of ``(signals (B, 12, T) float32, keep_idx (B, K), pred_idx (B, M))``, or of
+    ``(signals,)`` without ``masks`` (methods that draw their own).
+
+    With an ``input_rate`` below the dumps' rate, each crop of ``channel_size * fs / input_rate`` dumped samples is
+    normalised, FFT-resampled to ``channel_size`` samples and conditioned (``conditioning``).
 
     Worker ``w`` of ``W`` produces batch indices ``start + w, start + w + W, ...``; the DataLoader
     returns them round-robin, so the stream is the same for any number of workers.
@@ -78,19 +83,25 @@ class MixtureBatches(IterableDataset):
         sources: dict[str, SourceConfig],
         channel_size: int,
         batch_size: int,
-        masks: BlockMaskSampler,
+        masks: BlockMaskSampler | None,
         seed: int = 0,
         rank: int = 0,
         start_batch: int = 0,
         holdout_folds: list[int] | None = None,
+        fs: int = 500,
+        input_rate: int | None = None,
+        conditioning: Conditioning | None = None,
     ) -> None:
         super().__init__()
+        self.fs, self.input_rate = fs, input_rate or fs
+        self.conditioning = conditioning or Conditioning()
+        self.crop = round(channel_size * fs / self.input_rate)
         self.names = list(sources)
         self.dumps = [dumps[name] for name in self.names]
         self.weights = np.array([sources[name].weight for name in self.names], dtype=np.float64)
         self.weights /= self.weights.sum()
         self.rows = [
-            dump.select(sources[name].folds, min_length=channel_size, exclude_folds=holdout_folds)
+            dump.select(sources[name].folds, min_length=self.crop, exclude_folds=holdout_folds)
             for name, dump in zip(self.names, self.dumps, strict=True)
         ]
         self.mean = []
@@ -111,16 +122,16 @@ class MixtureBatches(IterableDataset):
         self.rank = rank
         self.start_batch = start_batch
 
-    def make_batch(self, batch_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def make_batch(self, batch_index: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, self.rank, batch_index])
         choice = rng.choice(len(self.names), size=self.batch_size, p=self.weights)
-        raw = np.empty((self.batch_size, self.channel_size, 12), dtype=np.float16)
+        raw = np.empty((self.batch_size, self.crop, 12), dtype=np.float16)
         rows = np.empty(self.batch_size, dtype=np.int64)
         for i, s in enumerate(choice):
             dump, source_rows = self.dumps[s], self.rows[s]
             rows[i] = source_rows[rng.integers(len(source_rows))]
-            offset = int(rng.integers(dump.lengths[rows[i]] - self.channel_size + 1))
-            raw[i] = dump.read(rows[i], offset, self.channel_size)
+            offset = int(rng.integers(dump.lengths[rows[i]] - self.crop + 1))
+            raw[i] = dump.read(rows[i], offset, self.crop)
         x = normalise(raw, self.mean[choice][:, None], self.std[choice][:, None])
         finite = np.isfinite(x).all(axis=(1, 2))
         if not finite.all():
@@ -130,12 +141,22 @@ class MixtureBatches(IterableDataset):
                 f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[rows[i]]!r} "
                 f"(row {rows[i]}); the dump must be NaN-free: rebuild it with data_prep"
             )
-        signals = torch.from_numpy(x).transpose(1, 2).float()
+        if self.input_rate != self.fs:  # (B, T, 12) -> (T, B * 12) -> resampled -> (B, T', 12)
+            b = x.shape[0]
+            flat = resample(
+                x.astype(np.float32).transpose(1, 0, 2).reshape(self.crop, b * 12), self.fs, self.input_rate
+            )
+            x = flat.reshape(-1, b, 12).transpose(1, 0, 2)
+        signals = torch.from_numpy(np.ascontiguousarray(x)).transpose(1, 2).float()
+        if self.conditioning.active:
+            signals = torch.from_numpy(self.conditioning(signals.numpy(), self.input_rate))
+        if self.masks is None:
+            return (signals.contiguous(),)
         mask_rng = self.masks.rng_for(batch_index)
         keep_idx, pred_idx = self.masks.sample(self.batch_size, self.channel_size // self.masks.patch_size, mask_rng)
         return signals.contiguous(), keep_idx, pred_idx
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         index = self.start_batch + worker
@@ -150,7 +171,7 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         data_dir: folder holding one dump folder per source.
         sources: ``{name: {weight, folds, mean, std, dump}}``; weights must sum to 1.
-        channel_size: crop length in samples (5000 = 10 s at 500 Hz).
+        channel_size: samples of one input at ``input_rate`` (5000 = 10 s at 500 Hz).
         batch_size: samples per micro-batch (per device).
         global_batch_size: samples per micro-batch summed over all devices (``ecgjepa-train`` derives
             ``batch_size`` from it; provenance here).
@@ -162,6 +183,9 @@ class PretrainDataModule(L.LightningDataModule):
         name: ``data=folder``: the name of one's own corpus (its dump folder; the sources refer to it).
         holdout_folds: folds left out of every source (see :meth:`SourceDump.record_folds`), e.g. ``[9, 10]``
             keeps the validation and test folds of PTB-XL and of the Challenge 2021 benchmark unseen.
+        input_rate: Hz of the model's input (null = ``sampling_frequency``, the dumps'); crops are resampled to it.
+        band_pass, standardise: the input conditioning a method asks for (see :class:`Conditioning`).
+        masks: draw JEPA's block masks with every batch (false: the method draws its own).
     """
 
     def __init__(
@@ -182,9 +206,21 @@ class PretrainDataModule(L.LightningDataModule):
         bundled_sample: bool = False,
         name: str | None = None,
         holdout_folds: list[int] | None = None,
+        input_rate: int | None = None,
+        band_pass: list[float] | None = None,
+        standardise: str = "dataset",
+        masks: bool = True,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
+        self.input_rate = input_rate or sampling_frequency
+        if not 0 < self.input_rate <= sampling_frequency:
+            raise ValueError(
+                f"data.input_rate={input_rate}: expected a rate up to the dumps' {sampling_frequency} Hz "
+                "(data.sampling_frequency)"
+            )
+        self.conditioning = Conditioning(tuple(band_pass) if band_pass else None, standardise)
+        self.masks = masks
         self.sources = parse_sources(sources)
         self.channel_size = channel_size
         self.batch_size = batch_size
@@ -200,9 +236,15 @@ class PretrainDataModule(L.LightningDataModule):
 
     @property
     def input_shape(self) -> dict[str, Any]:
-        """The leads (the dumps' canonical order) and the number of samples of one input: the encoder is built
-        for them."""
-        return {"channels": list(CANONICAL_LEADS), "channel_size": self.channel_size}
+        """The leads (the dumps' canonical order), the samples of one input and its conventions (rate, band-pass,
+        standardisation): the encoder is built for them and records them."""
+        return {
+            "channels": list(CANONICAL_LEADS),
+            "channel_size": self.channel_size,
+            "sampling_frequency": self.input_rate,
+            "band_pass": list(self.conditioning.band_pass) if self.conditioning.band_pass else None,
+            "standardise": self.conditioning.standardise,
+        }
 
     def setup(self, stage: str | None = None) -> None:
         require_data_dir(self.data_dir, "<source>", self.bundled_sample)
@@ -230,7 +272,7 @@ class PretrainDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else 0
         # Micro-batches already consumed: a resumed run continues the same stream.
         start = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
-        masks = BlockMaskSampler(*self.mask_args, seed=self.seed, rank=rank)
+        masks = BlockMaskSampler(*self.mask_args, seed=self.seed, rank=rank) if self.masks else None
         dataset = MixtureBatches(
             self.dumps,
             self.sources,
@@ -241,6 +283,9 @@ class PretrainDataModule(L.LightningDataModule):
             rank,
             start,
             self.holdout_folds,
+            self.sampling_frequency,
+            self.input_rate,
+            self.conditioning,
         )
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         workers = self.num_workers if self.num_workers is not None else min(16, os.cpu_count() or 1)

@@ -1,10 +1,13 @@
 """The one per-lead normalisation of ECG signals, used by pre-training, evaluation, prediction, ``ecgjepa-embed``
-and the README's example."""
+and the README's example, and the input conditioning some methods add to it (:class:`Conditioning`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from scipy.signal import butter, sosfiltfilt
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 5.0) -> np.ndarray:
@@ -17,3 +20,31 @@ def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 5.
     """
     out = (torch.from_numpy(np.asarray(x)) - torch.from_numpy(np.asarray(mean))) / torch.from_numpy(np.asarray(std))
     return out.clamp_(-clip, clip).numpy()
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What a method asks of its input after the per-lead normalisation and the resampling to its rate (the
+    encoder's ``band_pass`` and ``standardise``; ST-MEM's 0.67-40 Hz band and per-record standardisation).
+
+    ``band_pass``: [low, high] Hz, a zero-phase 4th-order Butterworth band-pass (``scipy.signal.sosfiltfilt``) of
+    each input (a crop in pre-training, a whole record in evaluation). ``standardise='record'``: each lead of each
+    input to zero mean and unit variance over time (a flat lead stays 0); ``'dataset'``: nothing more.
+    """
+
+    band_pass: tuple[float, float] | None = None
+    standardise: str = "dataset"
+
+    @property
+    def active(self) -> bool:
+        return self.band_pass is not None or self.standardise == "record"
+
+    def __call__(self, x: np.ndarray, fs: float) -> np.ndarray:
+        """(..., leads, samples) at ``fs`` Hz -> the same shape, float32."""
+        if self.band_pass is not None:
+            sos = butter(4, list(self.band_pass), btype="bandpass", fs=fs, output="sos")
+            x = sosfiltfilt(sos, x, axis=-1)
+        if self.standardise == "record":
+            std = x.std(axis=-1, keepdims=True)
+            x = np.where(std > 0, (x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1), 0.0)
+        return np.ascontiguousarray(x, dtype=np.float32)

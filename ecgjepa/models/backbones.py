@@ -1,7 +1,7 @@
 """The model group's networks by name: a config mapping -> its typed config -> the encoder.
 
 A config with an ``arch`` key is one of the supervised baselines' networks; one without is the ECG ViT (its
-configs, ours and the original's, name no architecture).
+configs, ours and the original's, name no architecture), with the tokenisation its ``tokenizer`` names.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch import nn
 from ecgjepa.models.config import ModelConfig
 from ecgjepa.models.fc_lstm import FCLSTM, FCLSTMConfig
 from ecgjepa.models.inception1d import Inception1d, Inception1dConfig
+from ecgjepa.models.lead_vit import LeadViT
 from ecgjepa.models.sequence import SequenceEncoderConfig
 from ecgjepa.models.vit import VisionTransformer
 from ecgjepa.models.xresnet1d import XResNet1d, XResNet1dConfig
@@ -40,5 +41,5 @@ def encoder_config(cfg: Mapping[str, Any]) -> EncoderConfig:
 def build_encoder(config: EncoderConfig) -> nn.Module:
     """A freshly initialised encoder for ``config``."""
     if isinstance(config, ModelConfig):
-        return VisionTransformer(config)
+        return VisionTransformer(config) if config.tokenizer == "patches" else LeadViT(config)
     return ARCHS[config.arch][1](config)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ecgjepa.models.heads import AttentivePooler
+from ecgjepa.models.lead_vit import LeadViT
 from ecgjepa.models.sequence import SequenceEncoder
 from ecgjepa.models.vit import VisionTransformer
 
@@ -16,11 +17,13 @@ class Classifier(nn.Module):
     linear layer on the register token or on the token mean, or the head the encoder's source trains it with.
 
     Args:
-        encoder: the (pre-trained) encoder: a :class:`VisionTransformer` or a :class:`SequenceEncoder`.
+        encoder: the (pre-trained) encoder: a :class:`VisionTransformer`, a :class:`LeadViT` or a
+            :class:`SequenceEncoder`.
         num_classes: output width.
         attn_pooling: attentive probe over all tokens (True) or a linear layer on the register /
             the token mean (False).
-        use_register: keep the register token(s) in the encoder output (the ViT's).
+        use_register: keep the register token(s) in the encoder output, where the encoder has them (the ViT's
+            register, MTAE's class token); an encoder without registers gives its tokens alone.
         bias: bias of the linear head's output layer.
         frozen: the encoder gets no gradient and runs without autograd.
         source_head: the encoder's own head (a baseline's, as its source trains it) instead of the above.
@@ -28,7 +31,7 @@ class Classifier(nn.Module):
 
     def __init__(
         self,
-        encoder: VisionTransformer | SequenceEncoder,
+        encoder: VisionTransformer | LeadViT | SequenceEncoder,
         num_classes: int,
         attn_pooling: bool = True,
         use_register: bool = True,
@@ -38,8 +41,7 @@ class Classifier(nn.Module):
     ) -> None:
         super().__init__()
         name = encoder.config.name
-        if use_register and not encoder.num_registers:
-            raise ValueError(f"protocol.use_register=true needs register tokens; {name} has none (set it to false)")
+        use_register = use_register and encoder.num_registers > 0
         if source_head and not isinstance(encoder, SequenceEncoder):
             raise ValueError(f"protocol.source_head=true: {name} has no head of its own; use the protocol's heads")
         if source_head and attn_pooling:
@@ -83,9 +85,9 @@ class Classifier(nn.Module):
         return self.fc(pooled)
 
 
-def probe_shape(encoder: VisionTransformer | SequenceEncoder) -> tuple[int, int, bool, bool]:
+def probe_shape(encoder: VisionTransformer | LeadViT | SequenceEncoder) -> tuple[int, int, bool, bool]:
     """(token width, attention heads, qkv bias, projection bias) of the attentive probe over ``encoder``."""
-    if isinstance(encoder, VisionTransformer):
+    if isinstance(encoder, (VisionTransformer, LeadViT)):
         cfg = encoder.config
         return cfg.dim, cfg.num_heads, cfg.qkv_bias, cfg.bias
     return encoder.embed_dim, encoder.config.probe_heads, False, False

@@ -48,6 +48,16 @@ class VisionTransformer(nn.Module):
         if self.registers is not None:
             nn.init.trunc_normal_(self.registers, std=0.02)
 
+    def token_layout(self, length: int) -> tuple[int, int]:
+        """(groups, tokens per group) of an input of ``length`` samples: one group, as a token spans all leads."""
+        return 1, length // self.patch_embed.patch_size
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, n, C * patch_size): the samples of every token (all leads of one patch)."""
+        b, c, t = x.shape
+        p = self.patch_embed.patch_size
+        return x.reshape(b, c, t // p, p).transpose(1, 2).reshape(b, t // p, c * p)
+
     def forward(
         self, x: torch.Tensor, keep_idx: torch.Tensor | None = None, keep_registers: bool = False
     ) -> torch.Tensor:

@@ -53,7 +53,9 @@ class JEPAModule(PretrainModule):
         predictions = self.predictor(context, keep_idx, pred_idx)
         return F.l1_loss(predictions, gather_tokens(targets, pred_idx)), targets
 
-    def method_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+    def method_loss(
+        self, batch: tuple[torch.Tensor, ...], batch_idx: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         x, keep_idx, pred_idx = batch
         loss, targets = self.jepa_loss(x, keep_idx, pred_idx)
         keep_ratio = keep_idx.shape[1] / (keep_idx.shape[1] + pred_idx.shape[1])

@@ -60,8 +60,10 @@ class PretrainModule(ClipWithoutScaler):
         # (global step, loss) of the first non-finite loss, kept on the loss's device; step -1 = none yet.
         self._first_nonfinite: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def method_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
-        """(loss, diagnostics logged under ``train/``) of one micro-batch."""
+    def method_loss(
+        self, batch: tuple[torch.Tensor, ...], batch_idx: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        """(loss, diagnostics logged under ``train/``) of one micro-batch (``batch_idx``: its index in the epoch)."""
         raise NotImplementedError
 
     def trained_modules(self) -> list[nn.Module]:
@@ -77,7 +79,7 @@ class PretrainModule(ClipWithoutScaler):
         return "encoder."
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        loss, diagnostics = self.method_loss(batch)
+        loss, diagnostics = self.method_loss(batch, batch_idx)
         self._record_finiteness(loss.detach())
         if self.finite_check_interval == 1:
             self.raise_if_nonfinite()

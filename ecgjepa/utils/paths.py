@@ -58,5 +58,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("eval_patience"):
         OmegaConf.register_new_resolver("eval_patience", lambda steps, interval: max(1, int(steps) // int(interval)))
+    if not OmegaConf.has_resolver("scale_lr"):
+        # A learning rate given per `reference` samples, scaled linearly to the batch: ${scale_lr:1.5e-4,${...},256}.
+        OmegaConf.register_new_resolver(
+            "scale_lr", lambda base, batch, reference: float(base) * int(batch) / int(reference)
+        )
     if not OmegaConf.has_resolver("file_stem"):
         OmegaConf.register_new_resolver("file_stem", lambda path: Path(str(path)).stem)
