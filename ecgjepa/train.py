@@ -50,6 +50,9 @@ def continue_from_original(ckpt_path: str, module: PretrainModule, out_dir: str)
     ckpt = load_file(ckpt_path)
     layout = detect_layout(ckpt)
     if layout == "lightning-pretrain":
+        method = ckpt.get("method", "jepa")  # checkpoints written before methods were a config group are JEPA's
+        if method != module.method:
+            raise CheckpointError(f"{ckpt_path}: a method={method} checkpoint cannot resume method={module.method}")
         check_same_model(ckpt_path, ckpt["hyper_parameters"]["model"], module)
         return ckpt_path
     if layout != "original-pretrain":

@@ -35,8 +35,6 @@ class RankProbe(L.Callback):
         report = {
             "world_size": trainer.world_size,
             "batch_sizes": self.batch_sizes,
-            "encoder": digest(pl_module.encoder),
-            "predictor": digest(pl_module.predictor),
-            "target_encoder": digest(pl_module.target_encoder),
+            "networks": {name: digest(child) for name, child in pl_module.named_children()},
         }
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))

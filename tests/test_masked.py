@@ -164,14 +164,14 @@ def test_random_lead_masking_zeroes_input_leads_not_targets() -> None:
 
 @pytest.mark.parametrize("name", METHODS)
 def test_pretraining_on_the_sample_lowers_the_loss(name: str, train_cfg, tmp_path: Path) -> None:
-    steps = 40
+    steps = 30
     cfg = train_cfg(
         f"method={name}",
         "logger=csv",
         f"trainer.max_steps={steps}",
         f"optim.steps={steps}",
         "optim.learning_rate_warmup_steps=5",
-        "data.batch_size=16",
+        "data.batch_size=8",
         "method.decoder.depth=1",
     )
     train_run(cfg)
@@ -197,8 +197,12 @@ def test_the_exported_encoder_evaluates_and_predicts(name: str, train_cfg, eval_
     assert '"input_rate": 250' in predictor and '"standardise": "record"' in predictor
     from ecgjepa.predict import main as predict_main
 
+    records = tmp_path / "records"
+    records.mkdir()
+    for header in sorted((REPO / "sample_data" / "ptbxl" / "records100" / "00000").glob("*.hea"))[:8]:
+        for part in (header, header.with_suffix(".dat")):
+            (records / part.name).symlink_to(part)
     out = tmp_path / "predictions.csv"
-    records = REPO / "sample_data" / "ptbxl" / "records100" / "00000"
     predict_main([f"run={eval_dir}", f"input={records}", f"output={out}"])
     table = pd.read_csv(out)
-    assert len(table) == 500 and set(table.columns) >= {"record_id", "labels"}
+    assert len(table) == 8 and set(table.columns) >= {"record_id", "labels"}

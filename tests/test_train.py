@@ -128,16 +128,21 @@ def test_dump_of_the_wrong_shape_is_named(train_cfg, tmp_path: Path, sample_data
         run(train_cfg(f"data.data_dir={bad}"))
 
 
+METHODS = ("jepa", "st_mem", "mtae", "mlae")
+
+
 @pytest.mark.slow
-def test_two_process_ddp_on_cpu_shares_the_global_batch(tmp_path: Path, sample_data_dir: Path) -> None:
-    """gloo, 2 ranks, global batch 8: each rank trains on 4 samples per step and the ranks' weights and EMA
-    targets stay equal."""
+@pytest.mark.parametrize("method", METHODS)
+def test_two_process_ddp_on_cpu_shares_the_global_batch(tmp_path: Path, sample_data_dir: Path, method: str) -> None:
+    """gloo, 2 ranks, global batch 8: each rank trains on 4 samples per step and the ranks' networks (JEPA's EMA
+    target among them) stay equal."""
     env = {**os.environ, "ECGJEPA_DATA_DIR": str(sample_data_dir), "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable,
         "-m",
         "ecgjepa.train",
         "debug=fast",
+        f"method={method}",
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
@@ -156,8 +161,9 @@ def test_two_process_ddp_on_cpu_shares_the_global_batch(tmp_path: Path, sample_d
     ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)]
     for report in ranks:
         assert report["world_size"] == 2 and report["batch_sizes"] == [4, 4, 4]
-    for part in ("encoder", "predictor", "target_encoder"):
-        assert ranks[0][part] == ranks[1][part], part
+    expected = {"jepa": {"encoder", "predictor", "target_encoder"}}.get(method, {"encoder", "decoder"})
+    assert set(ranks[0]["networks"]) == expected
+    assert ranks[0]["networks"] == ranks[1]["networks"]
 
 
 @pytest.mark.parametrize(
@@ -216,6 +222,9 @@ def test_resuming_another_model_size_or_a_classifier_is_refused(
     with pytest.raises(CheckpointError, match=message):
         train_run(train_cfg(f"ckpt_path={classifier}", output_dir=tmp_path / "out"))
     assert files_under(tmp_path / "out") == []
+    message = re.escape(f"{tiny}: a method=jepa checkpoint cannot resume method=st_mem")
+    with pytest.raises(CheckpointError, match=message):
+        train_run(train_cfg("method=st_mem", f"ckpt_path={tiny}", output_dir=tmp_path / "other"))
 
 
 STEPS = 30
@@ -250,14 +259,20 @@ def kill_after_checkpoint(cmd: list[str], run_dir: Path, env: dict[str, str], st
 
 
 @pytest.mark.slow
-def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path, sample_data_dir: Path) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path, sample_data_dir: Path, method: str) -> None:
+    """Data, masks (JEPA's from the data stream, the others' from the step's seed) and weights continue exactly."""
     env = env_for(sample_data_dir)
     straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
-    kill_after_checkpoint(train_command(killed_dir), killed_dir, env, step=3)
+    kill_after_checkpoint(train_command(killed_dir, f"method={method}"), killed_dir, env, step=3)
     steps_on_disk = [load(p)["global_step"] for p in (killed_dir / "checkpoints").glob("*.ckpt")]
     assert max(steps_on_disk) < STEPS, "the kill came too late to interrupt the run"
 
-    for cmd in (train_command(killed_dir, "ckpt_path=last"), train_command(straight_dir)):
+    resumed, straight = (
+        train_command(killed_dir, f"method={method}", "ckpt_path=last"),
+        train_command(straight_dir, f"method={method}"),
+    )
+    for cmd in (resumed, straight):
         done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         if "ckpt_path=last" in cmd:
