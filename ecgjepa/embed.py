@@ -12,9 +12,10 @@ output row. ``input`` can also be a ``.npy`` of model-ready arrays (N, 12, T) in
 III, aVR, aVL, aVF, V1-V6) at ``sampling_frequency`` (default: the encoder's, 500 Hz), resampled if needed.
 
 By default inputs are normalised with the encoder's per-lead constants (``source`` picks one when the encoder was
-pre-trained on several sources); ``normalize=false`` passes normalised arrays unchanged. The output is (N, D): the
-mean of the patch tokens, or with ``tokens=true`` (N, T/25, D): every patch token after the final LayerNorm,
-registers dropped (records of one length only).
+pre-trained on several sources) and conditioned as its method asks (ST-MEM's band-pass and per-record
+standardisation); ``normalize=false`` passes model-ready arrays unchanged. The output is (N, D): the mean of the
+tokens, or with ``tokens=true`` (N, tokens, D): every token after the final LayerNorm, registers and separators
+dropped (records of one length only).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from ecgjepa.core.files import save_npy_atomic, write_text_atomic
 from ecgjepa.core.manifest import input_records
 from ecgjepa.core.records import folder_spec, load_npy, prepared_records
 from ecgjepa.core.signal import resample
-from ecgjepa.data.transforms import normalise
+from ecgjepa.data.transforms import Conditioning, normalise
 from ecgjepa.formats.original import SOURCE_KEYS
 from ecgjepa.formats.resolve import resolve_encoder
-from ecgjepa.models import ModelConfig, VisionTransformer
+from ecgjepa.models import ModelConfig
 from ecgjepa.utils.paths import conf_dir
 
 OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size"}
@@ -89,6 +90,8 @@ def read_arrays(path: Path, fs: float | None, target_fs: float) -> np.ndarray:
 
 
 def check_length(samples: int, cfg: ModelConfig) -> None:
+    if cfg.fixed_length and samples != cfg.channel_size:
+        raise ValueError(f"inputs have {samples} samples; the encoder takes exactly {cfg.channel_size} (one per lead)")
     if samples % cfg.patch_size or samples > cfg.channel_size:
         raise ValueError(
             f"inputs have {samples} samples; the encoder takes a multiple of "
@@ -114,8 +117,8 @@ def record_inputs(
 
 
 @torch.inference_mode()
-def embed(encoder: VisionTransformer, x: np.ndarray, tokens: bool, batch_size: int = 64) -> np.ndarray:
-    """Encoder outputs for x (N, 12, T): (N, T/25, D) tokens or (N, D) token means."""
+def embed(encoder: torch.nn.Module, x: np.ndarray, tokens: bool, batch_size: int = 64) -> np.ndarray:
+    """Encoder outputs for x (N, 12, T): (N, tokens, D) or (N, D) token means."""
     out = []
     for start in range(0, len(x), batch_size):
         z = encoder(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])))
@@ -124,7 +127,7 @@ def embed(encoder: VisionTransformer, x: np.ndarray, tokens: bool, batch_size: i
 
 
 def embed_records(
-    encoder: VisionTransformer, inputs: list[tuple[str, np.ndarray]], tokens: bool, batch_size: int
+    encoder: torch.nn.Module, inputs: list[tuple[str, np.ndarray]], tokens: bool, batch_size: int
 ) -> np.ndarray:
     """Encoder outputs of records of any lengths, in input order (records of one length share batches)."""
     lengths = {x.shape[-1] for _, x in inputs}
@@ -146,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     resolved = resolve_encoder(args["encoder"])
     encoder, cfg, path = resolved.build(), resolved.config, resolved.source
-    target_fs = float(resolved.preprocess.get("sampling_frequency") or 500)
+    target_fs = float(cfg.sampling_frequency)
     tokens = args.get("tokens", "false").lower() == "true"
     normalize = args.get("normalize", "true").lower() != "false"
     constants = (
@@ -168,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_length(x.shape[-1], cfg)
     if constants is not None:
         inputs = [(rid, normalise(x, constants["mean"][:, None], constants["std"][:, None])) for rid, x in inputs]
+        conditioning = Conditioning(cfg.band_pass, cfg.standardise)
+        if conditioning.active:
+            inputs = [(rid, conditioning(x, target_fs)) for rid, x in inputs]
     z = embed_records(
         encoder, [(rid, x.astype(np.float32)) for rid, x in inputs], tokens, int(args.get("batch_size", 64))
     )

@@ -56,6 +56,11 @@ class EncoderChoice:
         return self.resolved is None
 
     @property
+    def method(self) -> str:
+        """The pre-training method of the encoder (``random init`` for a model name)."""
+        return "random init" if self.resolved is None else self.resolved.method
+
+    @property
     def display_name(self) -> str:
         """How reports name it: ``inception1d (random init)``, or the run (its folder's name), not a path."""
         if self.random_init:
@@ -220,6 +225,7 @@ def run_metrics(
     datamodule: LabelledDataModule,
     best: dict[str, float],
     encoder_name: str,
+    method: str,
 ) -> dict[str, Any]:
     """metrics.json's content: what ran, every metric of the validation and test splits, provenance."""
     kind = module.task_kind
@@ -230,6 +236,7 @@ def run_metrics(
         "protocol": module.protocol.name,
         "encoder": str(cfg.encoder),
         "encoder_name": encoder_name,
+        "method": method,
         "seed": cfg.seed,
         "train_fraction": datamodule.train_fraction,
         "metric": metric,
@@ -307,13 +314,14 @@ def write_outputs(
     datamodule: LabelledDataModule,
     best: dict[str, float],
     encoder_name: str,
+    method: str,
 ) -> dict[str, Any]:
     """``metrics.json``, ``predictions.npz`` (keys read by the original's bootstrap script), ``predictor.json``
     (per-class thresholds with the best validation F1) and the plots."""
     val_targets, val_outputs = split_arrays(module, "val")
     test_targets, test_outputs = split_arrays(module, "test")
     thresholds = module.task_kind.thresholds(val_targets, val_outputs)
-    metrics = run_metrics(cfg, module, datamodule, best, encoder_name)
+    metrics = run_metrics(cfg, module, datamodule, best, encoder_name, method)
     per_class: list[dict] = []
     if module.task_kind.classification:
         per_class = metrics["per_class"] = per_class_metrics(datamodule, test_targets, test_outputs)
@@ -369,7 +377,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "step": int(torch.load(best_path, weights_only=True)["global_step"]) if best_path else trainer.global_step,
     }
     if trainer.is_global_zero:
-        metrics = write_outputs(out_dir, cfg, module, datamodule, best, choice.display_name)
+        metrics = write_outputs(out_dir, cfg, module, datamodule, best, choice.display_name, choice.method)
         name = {"r2": "R²", "auroc": "macro AUROC"}[module.task_kind.metric]
         log.info("test %s %.4f (val %.4f, best step %s)", name, best["test"], best["val"], best["step"])
         return metrics

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ecgjepa.cli import UsageError, command
 from ecgjepa.core.files import copy_atomic, write_text_atomic
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
 from ecgjepa.formats.files import CheckpointError
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
-from ecgjepa.models import VisionTransformer
 
 
 def description_of(resolved: ResolvedEncoder) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def description_of(resolved: ResolvedEncoder) -> dict[str, Any]:
         "step": resolved.step,
         "source_checkpoint": str(resolved.source),
         "layout": resolved.layout,
+        "method": resolved.method,
     }
     return export_description(resolved.config, preprocess, pretraining)
 
@@ -51,24 +53,43 @@ def find_results(run_dir: Path, checkpoint: Path) -> list[dict[str, Any]]:
     return results
 
 
+METHOD_TITLES = {
+    "jepa": "a Joint-Embedding Predictive Architecture (ECG-JEPA; Weimann & Conrad, arXiv 2410.13867)",
+    "st_mem": "ST-MEM, spatio-temporal masked electrocardiogram modelling (Na et al., ICLR 2024)",
+    "mtae": "MTAE, a masked time autoencoder (as in Na et al., ICLR 2024)",
+    "mlae": "MLAE, a masked lead autoencoder (as in Na et al., ICLR 2024)",
+}
+TOKENS = {
+    "patches": "patches of {patch} samples over all leads",
+    "lead_patches": "patches of {patch} samples of each lead, with separator tokens around each lead",
+    "leads": "one token per whole lead",
+}
+
+
 def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     m, inp = config["model"], config["input"]
+    method = config["pretraining"].get("method", "jepa")
+    tokens = TOKENS[m.get("tokenizer", "patches")].format(patch=inp["patch_size"])
+    steps = [f"a {m['band_pass'][0]:g}-{m['band_pass'][1]:g} Hz band-pass"] if m.get("band_pass") else []
+    if m.get("standardise", "dataset") == "record":
+        steps.append("each lead standardised over the record")
+    conditioning = f"; then {' and '.join(steps)}" if steps else ""
     lines = [
-        f"# ECG-JEPA encoder ({m['name']})",
+        f"# ECG encoder ({m['name']}, method={method})",
         "",
-        "A Vision Transformer for 12-lead ECGs pre-trained with a Joint-Embedding Predictive Architecture",
-        "(Weimann & Conrad, arXiv 2410.13867), exported by `ecgjepa-export`.",
+        f"A Vision Transformer for 12-lead ECGs pre-trained with {METHOD_TITLES.get(method, method)}, exported by",
+        "`ecgjepa-export`.",
         "",
         f"* width {m['dim']}, depth {m['depth']}, {m['num_heads']} heads, {m['num_registers']} register token(s)",
         f"* input: {len(inp['leads'])} leads ({', '.join(inp['leads'])}) at {inp['sampling_frequency']} Hz, "
-        f"up to {inp['length']} samples, patches of {inp['patch_size']} samples over all leads",
-        f"* normalisation: {inp['normalisation']} (`config.json` → `normalisation`)",
+        f"up to {inp['length']} samples, {tokens}",
+        f"* normalisation: {inp['normalisation']} (`config.json` → `normalisation`){conditioning}",
         f"* pre-training data: {config['pretraining']['data']}, step {config['pretraining']['step']}",
         "",
         "```python",
         "import ecgjepa",
         "encoder = ecgjepa.load_encoder('<this folder>')   # torch.nn.Module in eval mode",
-        "tokens = encoder(x)   # x: (B, 12, T) normalised, T a multiple of 25 -> (B, T/25, D)",
+        f"tokens = encoder(x)   # x: (B, 12, T) prepared as above, T a multiple of {inp['patch_size']} -> (B, N, D)",
         "```",
         "",
         "## Evaluation results",
@@ -109,7 +130,7 @@ def export(source: str | Path, out_dir: str | Path) -> Path:
     return out
 
 
-def load_encoder(path: str | Path) -> VisionTransformer:
+def load_encoder(path: str | Path) -> nn.Module:
     """A ready encoder (eval mode) from an export folder, its ``model.safetensors``, or any checkpoint or run
     directory :func:`~ecgjepa.formats.resolve.resolve_encoder` understands."""
     return resolve_encoder(path).build()

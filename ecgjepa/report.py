@@ -2,7 +2,8 @@
 (as ECG-JEPA scripts/bootstrap_test_set.py reports them).
 
 Every directory below the sweep dir holding a ``metrics.json`` (and its ``predictions.npz``) is one run.
-Runs are grouped by (encoder, task, protocol, train fraction); a group's entry is the mean test score over its
+Runs are grouped by (pre-training method, encoder, task, protocol, train fraction), so the rows of one method
+stand together; a group's entry is the mean test score over its
 runs (macro AUC; R² for regression) with the std (ddof 0) in thousandths, as in the published tables, plus a
 95 % interval pooled over the bootstrap scores of every run's saved test predictions (as
 ``scripts/bootstrap_test_set.py``).
@@ -28,7 +29,7 @@ from ecgjepa.plots import save_figure
 
 METRICS_KEYS = ("task", "protocol", "encoder", "seed", "classes")
 PREDICTION_KEYS = ("test_targets", "test_predictions")
-GROUP_KEYS = ("encoder", "task", "protocol", "train_fraction", "metric")
+GROUP_KEYS = ("method", "encoder", "task", "protocol", "train_fraction", "metric")
 BOOTSTRAPS = {"auroc": bootstrap_auroc, "r2": bootstrap_r2}
 
 
@@ -43,6 +44,7 @@ class Run:
     test_score: float
     metric: str = "auroc"
     train_fraction: float = 1.0
+    method: str = "jepa"
 
 
 def paper_format(mean: float, std: float) -> str:
@@ -68,6 +70,7 @@ def load_run(metrics_path: Path) -> Run:
         test_score=float(metrics[f"test_{metric}"]),
         metric=metric,
         train_fraction=float(metrics.get("train_fraction", 1.0)),
+        method=str(metrics.get("method", "jepa")),  # runs written before methods were a config group: JEPA's
     )
 
 
@@ -115,14 +118,15 @@ def _seed_order(run: Run) -> tuple[bool, int, str]:
     return run.seed is None, run.seed or 0, str(run.path)
 
 
-Group = tuple[str, str, str, float, str]
+Group = tuple[str, str, str, str, float, str]
 
 
 def group_runs(runs: list[Run]) -> dict[Group, list[Run]]:
-    """Runs keyed by (encoder, task, protocol, train fraction, metric), keys sorted, runs ordered by seed."""
+    """Runs keyed by (method, encoder, task, protocol, train fraction, metric), keys sorted, runs ordered by seed."""
     groups: dict[Group, list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.encoder, run.task, run.protocol, run.train_fraction, run.metric), []).append(run)
+        key = (run.method, run.encoder, run.task, run.protocol, run.train_fraction, run.metric)
+        groups.setdefault(key, []).append(run)
     return {key: sorted(groups[key], key=_seed_order) for key in sorted(groups)}
 
 
@@ -156,6 +160,7 @@ def summarise(groups: dict[Group, list[Run]], n_bootstrap: int = 100) -> pd.Data
 
 def to_markdown(table: pd.DataFrame) -> str:
     header = [
+        "method",
         "encoder",
         "task",
         "protocol",
@@ -169,6 +174,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.itertuples(index=False):
         cells = [
+            row.method,
             f"`{row.encoder}`",
             row.task,
             row.protocol,
@@ -196,7 +202,7 @@ def plot(groups: dict[Group, list[Run]], path: Path) -> None:
             seed = "-" if run.seed is None else str(run.seed)
             ax.annotate(seed, (x + offset, run.test_score), xytext=(3, 3), textcoords="offset points", fontsize=7)
         ax.errorbar(x, test.mean(), yerr=test.std(), fmt="_", color="black", markersize=24, capsize=6, zorder=4)
-    labels = ["\n".join([*key[:3], f"fraction {key[3]:g}"] if key[3] < 1 else key[:3]) for key in groups]
+    labels = ["\n".join([*key[:4], f"fraction {key[4]:g}"] if key[4] < 1 else key[:4]) for key in groups]
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.set_ylabel("test score (macro AUROC; R² for regression)")

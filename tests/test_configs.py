@@ -27,11 +27,36 @@ PAPER = {
 }
 
 
+# The ST-MEM paper's rows, pre-trained on ECG-JEPA's ViT-B data: (method, tokenizer, patch, random lead masking).
+METHOD_ROWS = {
+    "st_mem_vit_b_all": ("st_mem", "lead_patches", 75, 0.0),
+    "mtae_vit_b_all": ("mtae", "patches", 75, 0.0),
+    "mtae_rlm_vit_b_all": ("mtae", "patches", 75, 0.5),
+    "mlae_vit_b_all": ("mlae", "leads", 2250, 0.0),
+}
+
+
 def test_every_paper_row_has_an_experiment() -> None:
-    assert sorted(PAPER) == EXPERIMENTS
+    assert sorted([*PAPER, *METHOD_ROWS]) == EXPERIMENTS
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", sorted(METHOD_ROWS))
+def test_method_rows_have_the_st_mem_papers_numbers(name: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"experiment={name}"], tmp_path)
+    method, tokenizer, patch, rlm = METHOD_ROWS[name]
+    assert (cfg.method.name, cfg.model.tokenizer, cfg.model.patch_size) == (method, tokenizer, patch)
+    assert cfg.method.random_lead_masking == rlm and cfg.method.mask_ratio == 0.75
+    assert dict(cfg.method.decoder) == {"dim": 256, "depth": 4, "num_heads": 4, "per_lead": method == "st_mem"}
+    assert (cfg.data.input_rate, cfg.data.channel_size, list(cfg.data.band_pass)) == (250, 2250, [0.67, 40.0])
+    assert cfg.data.standardise == "record" and not cfg.data.masks
+    assert cfg.model.dim == 768 and len(cfg.data.sources) == 10
+    assert list(cfg.optim.opt_betas) == [0.9, 0.95] and cfg.optim.weight_decay == cfg.optim.final_weight_decay == 0.05
+    assert cfg.optim.learning_rate == pytest.approx(1.5e-4 * 512 * 2 / 256)
+    assert cfg.optim.steps == cfg.trainer.max_steps == 100_000 and cfg.optim.learning_rate_warmup_steps == 10_000
+    assert cfg.callbacks.get("target_momentum") is None
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
 def test_experiment_has_the_paper_numbers(name: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"experiment={name}"], tmp_path)
     dim, sources, batch, accumulate = PAPER[name]
@@ -57,7 +82,7 @@ def test_experiment_has_the_paper_numbers(name: str, tmp_path: Path) -> None:
 
 
 def test_every_group_option_composes(tmp_path: Path) -> None:
-    for group in ("model", "data", "optim", "trainer", "callbacks", "logger", "debug"):
+    for group in ("model", "data", "method", "optim", "trainer", "callbacks", "logger", "debug"):
         for option in sorted(p.stem for p in (conf_dir() / group).glob("*.yaml")):
             cfg = compose_config("train", [f"{group}={option}"], tmp_path)
             assert cfg is not None

@@ -206,3 +206,28 @@ def test_the_exported_encoder_evaluates_and_predicts(name: str, train_cfg, eval_
     predict_main([f"run={eval_dir}", f"input={records}", f"output={out}"])
     table = pd.read_csv(out)
     assert len(table) == 8 and set(table.columns) >= {"record_id", "labels"}
+
+
+def test_export_embed_and_convert_know_the_method(train_cfg, tmp_path: Path) -> None:
+    from ecgjepa.embed import main as embed_main
+    from ecgjepa.export import export
+    from ecgjepa.formats.files import CheckpointError
+    from ecgjepa.formats.original import convert
+
+    run_dir = tmp_path / "pretrain"
+    train_run(train_cfg("method=st_mem", output_dir=run_dir))
+    card = (export(run_dir, tmp_path / "export") / "README.md").read_text()
+    assert "method=st_mem" in card and "ST-MEM" in card and "0.67-40 Hz band-pass" in card
+    config, _, description = read_export(tmp_path / "export")
+    assert description["pretraining"]["method"] == "st_mem" and description["input"]["sampling_frequency"] == 250
+    for source in (run_dir / "checkpoints" / "last.ckpt", tmp_path / "export"):
+        with pytest.raises(CheckpointError, match="a method=st_mem checkpoint has no counterpart in the original"):
+            convert(source, tmp_path / "converted.pt", "original")
+    records = REPO / "sample_data" / "ptbxl" / "records100" / "00000"
+    manifest = tmp_path / "records"
+    manifest.mkdir()
+    for header in sorted(records.glob("*.hea"))[:3]:
+        for part in (header, header.with_suffix(".dat")):
+            (manifest / part.name).symlink_to(part)
+    embed_main([f"encoder={tmp_path / 'export'}", f"input={manifest}", f"output={tmp_path / 'emb.npy'}"])
+    assert np.load(tmp_path / "emb.npy").shape == (3, config.dim)

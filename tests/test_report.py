@@ -157,3 +157,27 @@ def test_regression_runs_report_r2(tmp_path: Path) -> None:
     assert table.loc[0, "metric"] == "r2" and 0.8 < table.loc[0, "test_r2_mean"] < 1
     assert table.loc[0, "bootstrap_low"] < table.loc[0, "test_r2_mean"] < table.loc[0, "bootstrap_high"] + 0.05
     assert "| R² |" in (tmp_path / "report.md").read_text()
+
+
+def test_rows_are_grouped_by_method(tmp_path: Path) -> None:
+    """Runs of ST-MEM and of JEPA encoders form separate rows, ordered by method; a run that names no method (written
+    before methods were a config group) is JEPA's."""
+    rng = np.random.default_rng(0)
+    test_targets = (rng.random((120, len(CLASSES))) < 0.3).astype(np.float32)
+    test_targets[: len(CLASSES)] = np.eye(len(CLASSES))
+    for method in ("st_mem", "jepa", None):
+        for seed in range(2):
+            run_dir = tmp_path / str(method) / f"seed{seed}"
+            write_run(run_dir, seed, "linear", test_targets)
+            if method is not None:
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+                metrics.update(method=method, encoder_name=f"{method}_run")
+                (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    main([str(tmp_path), "--n-bootstrap", "10"])
+    table = pd.read_csv(tmp_path / "report.csv")
+    assert list(zip(table["method"], table["encoder"], table["runs"], strict=True)) == [
+        ("jepa", "jepa_run", 2),
+        ("jepa", "vit_xs_all", 2),
+        ("st_mem", "st_mem_run", 2),
+    ]
+    assert "| st_mem | `st_mem_run` | superdiagnostic | linear | 2 |" in (tmp_path / "report.md").read_text()

@@ -48,7 +48,7 @@ def export_description(
         "ecgjepa_version": VERSION,
         "model": config.to_dict(),
         "input": {
-            "sampling_frequency": preprocess.get("sampling_frequency"),
+            "sampling_frequency": config.sampling_frequency,
             "leads": list(config.channels),
             "length": config.channel_size,
             "patch_size": config.patch_size,

@@ -1,8 +1,8 @@
 """Recognising and reading every checkpoint layout the project meets.
 
 * ``export``: our encoder export, a folder (see :mod:`ecgjepa.formats.export`);
-* ``lightning-pretrain``: a Lightning checkpoint of :class:`~ecgjepa.modules.jepa.JEPAModule` (``state_dict``
-  with ``target_encoder.*``; the EMA target encoder is the one evaluated);
+* ``lightning-pretrain``: a Lightning checkpoint of a pre-training method (``method`` names it; none = JEPA): JEPA's
+  ``state_dict`` has ``target_encoder.*`` (the EMA target encoder is the one evaluated), the others' ``encoder.*``;
 * ``lightning-eval``: a Lightning checkpoint of :class:`~ecgjepa.modules.classifier.ClassifierModule`;
 * ``original-pretrain`` / ``original-minified``: an original ECG-JEPA pre-training checkpoint (``model`` with
   ``target_encoder.*``, ``optimizer``, ``config``, ``step``) or its minified form (``model`` + ``config``);
@@ -87,7 +87,12 @@ def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.T
             "normalisation": description.get("normalisation") or {},
         }
         pretraining = description.get("pretraining") or {}
-        extras = {"layout": "export", "step": pretraining.get("step"), "preprocess": preprocess}
+        extras = {
+            "layout": "export",
+            "step": pretraining.get("step"),
+            "preprocess": preprocess,
+            "method": pretraining.get("method", "jepa"),
+        }
         if "original_config" in description:
             extras["original_sources"] = list(description["original_config"].get("datasets", {}))
         return cfg, dict(state), extras
@@ -95,14 +100,16 @@ def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.T
     layout = detect_layout(ckpt)
     if layout == "lightning-pretrain":
         cfg = ModelConfig.from_dict(ckpt["hyper_parameters"]["model"])
+        method = ckpt.get("method", "jepa")
         return (
             cfg,
-            strip_prefix(ckpt["state_dict"], "target_encoder."),
+            strip_prefix(ckpt["state_dict"], "target_encoder." if method == "jepa" else "encoder."),
             {
                 "layout": layout,
                 "step": ckpt.get("global_step"),
                 "preprocess": {},
                 "pretraining_data": dict(ckpt["hyper_parameters"].get("data") or {}),
+                "method": method,
             },
         )
     if layout in ("original-pretrain", "original-minified"):

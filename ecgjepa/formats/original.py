@@ -273,6 +273,15 @@ def minified_to_export(ckpt: Mapping[str, Any], folder: Path) -> None:
     write_export(folder, strip_prefix(ckpt["model"], "target_encoder."), description)
 
 
+def refuse_other_methods(src: str | Path, method: str) -> None:
+    """Only JEPA checkpoints have a counterpart in the original ECG-JEPA's layouts."""
+    if method != "jepa":
+        raise CheckpointError(
+            f"{src}: a method={method} checkpoint has no counterpart in the original ECG-JEPA's layouts, which hold "
+            "JEPA models only; use it as it is (ecgjepa-eval, ecgjepa-export, ecgjepa-embed)"
+        )
+
+
 def convert(src: str | Path, dst: str | Path, fmt: str = "ecgjepa") -> str:
     """Convert ``src`` into ``fmt`` at ``dst`` (a file, or the folder of an encoder export); returns a one-line
     description of what was done."""
@@ -280,6 +289,8 @@ def convert(src: str | Path, dst: str | Path, fmt: str = "ecgjepa") -> str:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     dst = Path(dst)
     if is_export(src):
+        method = (read_export(src)[2].get("pretraining") or {}).get("method", "jepa")
+        refuse_other_methods(src, method)
         if fmt != "original_minified":
             raise CheckpointError(
                 f"{src}: an export checkpoint cannot be converted to format={fmt}; possible: ['original_minified']"
@@ -288,6 +299,8 @@ def convert(src: str | Path, dst: str | Path, fmt: str = "ecgjepa") -> str:
         return f"{src} (export) -> {dst} (format={fmt})"
     ckpt = load_file(src)
     layout = detect_layout(ckpt)
+    if layout == "lightning-pretrain":
+        refuse_other_methods(src, ckpt.get("method", "jepa"))
     if (layout, fmt) == ("original-minified", "ecgjepa"):
         minified_to_export(ckpt, dst)
         return f"{src} ({layout}) -> {dst}/ (encoder export)"

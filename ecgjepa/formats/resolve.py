@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ecgjepa.formats.layouts import find_checkpoint, load_classifier_state, load_encoder_state, load_into
-from ecgjepa.models import ModelConfig, VisionTransformer
+from ecgjepa.models import ModelConfig
+from ecgjepa.models.backbones import build_encoder
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class ResolvedEncoder:
 
     ``classifier_state`` (encoder under ``encoder.*`` plus the head) and ``num_classes`` are set for an
     evaluation checkpoint, whose encoder is also in ``state``; ``pretraining_data`` is the data block a
-    Lightning pre-training checkpoint records (sources, sampling rate).
+    Lightning pre-training checkpoint records (sources, sampling rate); ``method`` the pre-training method.
     """
 
     config: ModelConfig
@@ -31,10 +33,12 @@ class ResolvedEncoder:
     pretraining_data: dict[str, Any] = field(default_factory=dict)
     classifier_state: dict[str, torch.Tensor] | None = None
     num_classes: int | None = None
+    method: str = "jepa"
 
-    def build(self) -> VisionTransformer:
-        """A :class:`VisionTransformer` holding these weights, in eval mode."""
-        encoder = VisionTransformer(self.config)
+    def build(self) -> nn.Module:
+        """The encoder (:class:`VisionTransformer` or :class:`LeadViT`, by ``config.tokenizer``) holding these
+        weights, in eval mode."""
+        encoder = build_encoder(self.config)
         load_into(encoder, self.state, str(self.source))
         return encoder.eval()
 
@@ -61,4 +65,5 @@ def resolve_encoder(spec: str | Path) -> ResolvedEncoder:
         preprocess=dict(extras.get("preprocess") or {}),
         original_sources=list(extras.get("original_sources") or []),
         pretraining_data=dict(extras.get("pretraining_data") or {}),
+        method=extras.get("method", "jepa"),
     )

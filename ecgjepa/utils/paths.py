@@ -59,9 +59,11 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("eval_patience"):
         OmegaConf.register_new_resolver("eval_patience", lambda steps, interval: max(1, int(steps) // int(interval)))
     if not OmegaConf.has_resolver("scale_lr"):
-        # A learning rate given per `reference` samples, scaled linearly to the batch: ${scale_lr:1.5e-4,${...},256}.
+        # A learning rate given per `reference` samples, scaled linearly to the samples of one optimiser step
+        # (global batch x accumulated micro-batches): ${scale_lr:1.5e-4,${data.global_batch_size},${trainer...},256}.
         OmegaConf.register_new_resolver(
-            "scale_lr", lambda base, batch, reference: float(base) * int(batch) / int(reference)
+            "scale_lr",
+            lambda base, batch, accumulate, reference: float(base) * int(batch) * int(accumulate) / int(reference),
         )
     if not OmegaConf.has_resolver("file_stem"):
         OmegaConf.register_new_resolver("file_stem", lambda path: Path(str(path)).stem)
