@@ -2,9 +2,10 @@
 
 A step is what ``ecgjepa-train`` runs per batch: the method's loss on one batch at the method's own input (JEPA:
 10 s at 500 Hz with block masks from the data stream; the masked-reconstruction methods: 9 s at 250 Hz with their
-own masks), backward and an AdamW step, with the speed-ups and the precision ``accel=auto`` gives ``ecgjepa-train``
-(bf16 autocast where the device computes bf16 natively). The median of ``--steps`` after two warm-up steps. Each
-method runs in its own process, so the peak (RSS on the CPU, allocated memory on a GPU) is its own.
+own masks), backward, an AdamW step and JEPA's EMA update, with the speed-ups and the precision ``accel=auto``
+gives ``ecgjepa-train`` (bf16 autocast where the device computes bf16 natively). The median of ``--steps`` after two
+warm-up steps. Each method runs in its own process, so the peak (RSS on the CPU, allocated memory on a GPU) is its
+own.
 
     python bench/methods.py --model vit_xs --batch 32 --steps 5 --out bench/results/<machine>_methods.json
 """
@@ -31,6 +32,7 @@ from timing_masks import mask_pool  # noqa: E402
 
 from ecgjepa.accel import Accel  # noqa: E402
 from ecgjepa.accel.capability import native_bf16  # noqa: E402
+from ecgjepa.callbacks.target_momentum import ema_update  # noqa: E402
 from ecgjepa.core.leads import CANONICAL_LEADS  # noqa: E402
 from ecgjepa.train import build_method  # noqa: E402
 from ecgjepa.utils.hydra import compose_config  # noqa: E402
@@ -60,6 +62,8 @@ def measure(method: str, model: str, batch: int, steps: int, device: torch.devic
             loss, _ = module.method_loss(batch_, 0)
         loss.backward()
         optimizer.step()
+        if hasattr(module, "target_encoder"):  # JEPA's EMA update, as its callback runs it after each step
+            ema_update(module.target_encoder, module.encoder, 0.998)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 

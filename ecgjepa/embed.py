@@ -12,7 +12,7 @@ output row. ``input`` can also be a ``.npy`` of model-ready arrays (N, 12, T) in
 III, aVR, aVL, aVF, V1-V6) at ``sampling_frequency`` (default: the encoder's, 500 Hz), resampled if needed.
 
 By default inputs are normalised with the encoder's per-lead constants (``source`` picks one when the encoder was
-pre-trained on several sources) and conditioned as its method asks (ST-MEM's band-pass and per-record
+pre-trained on several sources) and conditioned as its method asks (ST-MEM's band-pass and whole-ECG
 standardisation); ``normalize=false`` passes model-ready arrays unchanged. The output is (N, D): the mean of the
 tokens, or with ``tokens=true`` (N, tokens, D): every token after the final LayerNorm, registers and separators
 dropped (records of one length only).

@@ -173,6 +173,7 @@ def build_module(cfg: DictConfig, datamodule: LabelledDataModule, choice: Encode
         "kind": datamodule.kind,
         "sampling_frequency": datamodule.input_rate,
         **datamodule.target_scale(),
+        "method": choice.method,
         "inference_precision": resolve_precision(
             cfg.accel.inference_precision, device_type(cfg.trainer.get("accelerator")), "accel.inference_precision"
         ),

@@ -71,8 +71,9 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     method = config["pretraining"].get("method", "jepa")
     tokens = TOKENS[m.get("tokenizer", "patches")].format(patch=inp["patch_size"])
     steps = [f"a {m['band_pass'][0]:g}-{m['band_pass'][1]:g} Hz band-pass"] if m.get("band_pass") else []
-    if m.get("standardise", "dataset") == "record":
-        steps.append("each lead standardised over the record")
+    if m.get("standardise", "dataset") != "dataset":
+        whom = "the whole ECG" if m["standardise"] == "ecg" else "each lead"
+        steps.append(f"{whom} standardised to zero mean and unit variance")
     conditioning = f"; then {' and '.join(steps)}" if steps else ""
     lines = [
         f"# ECG encoder ({m['name']}, method={method})",

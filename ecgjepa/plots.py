@@ -18,11 +18,12 @@ from torchmetrics.functional.classification import binary_roc  # noqa: E402
 from ecgjepa.core.files import atomic_write  # noqa: E402
 
 PRETRAIN_PANELS = (
-    ("train/loss", "L1 loss"),
+    ("train/loss", "loss (the method's)"),
     ("lr-AdamW", "learning rate"),
     ("train/weight_decay", "weight decay"),
     ("train/momentum", "EMA momentum"),
     ("train/target_std", "target std across batch (collapse if -> 0)"),
+    ("train/encoder_std", "encoder output std across batch (collapse if -> 0)"),
     ("probe/val_auroc", "online probe: val macro AUROC"),
 )
 

@@ -70,8 +70,13 @@ def load_run(metrics_path: Path) -> Run:
         test_score=float(metrics[f"test_{metric}"]),
         metric=metric,
         train_fraction=float(metrics.get("train_fraction", 1.0)),
-        method=str(metrics.get("method", "jepa")),  # runs written before methods were a config group: JEPA's
+        method=str(metrics.get("method", legacy_method(metrics))),
     )
+
+
+def legacy_method(metrics: dict) -> str:
+    """The method of a run written before ``metrics.json`` named it: a random-init model, or else a JEPA encoder."""
+    return "random init" if str(metrics.get("encoder_name", "")).endswith("(random init)") else "jepa"
 
 
 def find_runs(sweep_dir: Path) -> list[Run]:

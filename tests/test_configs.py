@@ -48,7 +48,7 @@ def test_method_rows_have_the_st_mem_papers_numbers(name: str, tmp_path: Path) -
     assert cfg.method.random_lead_masking == rlm and cfg.method.mask_ratio == 0.75
     assert dict(cfg.method.decoder) == {"dim": 256, "depth": 4, "num_heads": 4, "per_lead": method == "st_mem"}
     assert (cfg.data.input_rate, cfg.data.channel_size, list(cfg.data.band_pass)) == (250, 2250, [0.67, 40.0])
-    assert cfg.data.standardise == "record" and not cfg.data.masks
+    assert cfg.data.standardise == "ecg" and not cfg.data.masks
     assert cfg.model.dim == 768 and len(cfg.data.sources) == 10
     assert list(cfg.optim.opt_betas) == [0.9, 0.95] and cfg.optim.weight_decay == cfg.optim.final_weight_decay == 0.05
     assert cfg.optim.learning_rate == pytest.approx(1.5e-4 * 512 * 2 / 256)

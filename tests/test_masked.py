@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ecgjepa.cli import user_error
 from ecgjepa.core.leads import CANONICAL_LEADS
 from ecgjepa.data.token_masks import random_lead_mask, token_masks
 from ecgjepa.eval import run as eval_run
@@ -58,10 +59,10 @@ def test_the_method_configs_give_these_settings() -> None:
 
 def test_st_mem_masks_the_same_share_of_every_lead_independently() -> None:
     keep, hidden = token_masks(64, 12, 30, 0.75, "within_groups", torch.Generator().manual_seed(0))
-    assert keep.shape == (64, 12 * 8) and hidden.shape == (64, 12 * 22)
+    assert keep.shape == (64, 12 * 7) and hidden.shape == (64, 12 * 23)  # int(30 * 0.25) = 7 kept, as ST-MEM
     assert torch.equal(torch.cat([keep, hidden], 1).sort(1).values, torch.arange(360).expand(64, -1))
     per_lead = torch.stack([(keep // 30 == lead).sum(1) for lead in range(12)], 1)
-    assert (per_lead == 8).all()
+    assert (per_lead == 7).all()
     patterns = {tuple((keep[0][keep[0] // 30 == lead] % 30).tolist()) for lead in range(12)}
     assert len(patterns) > 1, "every lead hid the same patches: the leads are not masked independently"
 
@@ -181,8 +182,18 @@ def test_pretraining_on_the_sample_lowers_the_loss(name: str, train_cfg, tmp_pat
     config, state, description = read_export(tmp_path / "encoder")
     assert description["pretraining"]["method"] == name
     assert config.tokenizer == SETTINGS[name][0] and config.sampling_frequency == 250
-    assert config.band_pass == (0.67, 40.0) and config.standardise == "record"
+    assert config.band_pass == (0.67, 40.0) and config.standardise == "ecg"
     assert not any(key.startswith("decoder.") for key in state)
+
+
+def test_jepa_refuses_what_it_cannot_train(train_cfg) -> None:
+    for overrides, message in (
+        (["model.tokenizer=lead_patches"], "method=jepa predicts all-lead patch tokens: model.tokenizer"),
+        (["data.masks=false"], "method=jepa trains on the data stream's block masks: data.masks must be true"),
+    ):
+        with pytest.raises(Exception, match=message) as raised:
+            train_run(train_cfg(*overrides))
+        assert user_error(raised.value) is not None  # reported as one line, exit status 2
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -193,8 +204,11 @@ def test_the_exported_encoder_evaluates_and_predicts(name: str, train_cfg, eval_
     metrics = eval_run(eval_cfg(f"encoder={pretrain_dir}", "task=st_mem", output_dir=eval_dir))
     assert metrics["encoder_name"] == "pretrain"
     assert 0 <= metrics["test_auroc"] <= 1
+    assert metrics["method"] == name
+    lpft = eval_run(eval_cfg(f"encoder={eval_dir}", "task=st_mem", output_dir=tmp_path / "again"))
+    assert lpft["method"] == name  # an evaluation run passes its encoder's method on
     predictor = (eval_dir / "predictor.json").read_text()
-    assert '"input_rate": 250' in predictor and '"standardise": "record"' in predictor
+    assert '"input_rate": 250' in predictor and '"standardise": "ecg"' in predictor
     from ecgjepa.predict import main as predict_main
 
     records = tmp_path / "records"

@@ -26,7 +26,9 @@ from ecgjepa.accel.attention import CPUBfloat16Attention
 from ecgjepa.accel.capability import native_bf16
 from ecgjepa.accel.checkpointing import MODES, CheckpointedBlock
 from ecgjepa.accel.precision import resolve_precision, set_float32_precision
+from ecgjepa.models.decoder import ReconstructionDecoder
 from ecgjepa.models.layers import Attention, Block
+from ecgjepa.models.lead_vit import LeadViT
 from ecgjepa.models.predictor import Predictor
 from ecgjepa.models.vit import VisionTransformer
 
@@ -100,7 +102,7 @@ class Accel:
 
 
 def compile_submodules(module: nn.Module) -> None:
-    """Replace every encoder and predictor inside ``module`` by its ``torch.compile`` wrapper.
+    """Replace every encoder, predictor and decoder inside ``module`` by its ``torch.compile`` wrapper.
 
     Context lengths vary per batch (31..50 kept patches), so those graphs are marked dynamic up front, with
     inductor's memory-coalescing analysis off: it does not cover dynamic shapes (torch 2.11 asserted on CUDA).
@@ -108,6 +110,6 @@ def compile_submodules(module: nn.Module) -> None:
     dynamic = {"dynamic": True, "options": {"triton.coalesce_tiling_analysis": False}}
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, (VisionTransformer, Predictor)):
+            if isinstance(child, (VisionTransformer, LeadViT, Predictor, ReconstructionDecoder)):
                 grad_free = not any(p.requires_grad for p in child.parameters())
                 setattr(parent, name, torch.compile(child) if grad_free else torch.compile(child, **dynamic))

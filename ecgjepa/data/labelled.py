@@ -113,7 +113,7 @@ def model_input(
 ) -> np.ndarray:
     """(samples, 12) dumped values at ``fs`` -> (12, samples) float32 at the model's ``input_rate``: normalised
     (:func:`normalise_record`), FFT-resampled where the rates differ, then conditioned as the model asks
-    (``conditioning``: band-pass, per-record standardisation); training, evaluation and ``ecgjepa-predict`` alike."""
+    (``conditioning``: band-pass, standardisation); training, evaluation and ``ecgjepa-predict`` alike."""
     x = normalise_record(x, mean, std)
     if input_rate != fs:
         x = np.ascontiguousarray(resample(x.T, fs, input_rate).T, dtype=np.float32)

@@ -14,12 +14,13 @@ STRUCTURES = ("within_groups", "whole_groups")
 
 
 def kept_count(total: int, mask_ratio: float) -> int:
-    """How many of ``total`` tokens stay visible at ``mask_ratio`` (at least one, at least one masked)."""
+    """How many of ``total`` tokens stay visible at ``mask_ratio``: ``int(total * (1 - mask_ratio))`` as ST-MEM
+    counts them (7 of 30 at 0.75), at least one, and at least one hidden."""
     if not 0 < mask_ratio < 1:
         raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
     if total < 2:
         raise ValueError(f"cannot mask a part of {total} token(s)")
-    return min(total - 1, max(1, round(total * (1 - mask_ratio))))
+    return min(total - 1, max(1, int(total * (1 - mask_ratio) + 1e-9)))
 
 
 def token_masks(

@@ -25,11 +25,12 @@ def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 5.
 @dataclass(frozen=True)
 class Conditioning:
     """What a method asks of its input after the per-lead normalisation and the resampling to its rate (the
-    encoder's ``band_pass`` and ``standardise``; ST-MEM's 0.67-40 Hz band and per-record standardisation).
+    encoder's ``band_pass`` and ``standardise``; ST-MEM's 0.67-40 Hz band and whole-ECG standardisation).
 
     ``band_pass``: [low, high] Hz, a zero-phase 4th-order Butterworth band-pass (``scipy.signal.sosfiltfilt``) of
-    each input (a crop in pre-training, a whole record in evaluation). ``standardise='record'``: each lead of each
-    input to zero mean and unit variance over time (a flat lead stays 0); ``'dataset'``: nothing more.
+    each input (a crop in pre-training, a whole record in evaluation and prediction). ``standardise``: ``'ecg'``
+    shifts and scales each input by the mean and std of all its samples, every lead together (ST-MEM's, which keeps
+    the leads' amplitude ratios); ``'lead'`` each lead by its own; ``'dataset'`` nothing more. A flat input stays 0.
     """
 
     band_pass: tuple[float, float] | None = None
@@ -37,14 +38,15 @@ class Conditioning:
 
     @property
     def active(self) -> bool:
-        return self.band_pass is not None or self.standardise == "record"
+        return self.band_pass is not None or self.standardise != "dataset"
 
     def __call__(self, x: np.ndarray, fs: float) -> np.ndarray:
         """(..., leads, samples) at ``fs`` Hz -> the same shape, float32."""
         if self.band_pass is not None:
             sos = butter(4, list(self.band_pass), btype="bandpass", fs=fs, output="sos")
             x = sosfiltfilt(sos, x, axis=-1)
-        if self.standardise == "record":
-            std = x.std(axis=-1, keepdims=True)
-            x = np.where(std > 0, (x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1), 0.0)
+        if self.standardise != "dataset":
+            axes = (-2, -1) if self.standardise == "ecg" else -1
+            mean, std = x.mean(axis=axes, keepdims=True), x.std(axis=axes, keepdims=True)
+            x = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1), 0.0)
         return np.ascontiguousarray(x, dtype=np.float32)

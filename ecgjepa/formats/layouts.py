@@ -176,7 +176,8 @@ def load_classifier_state(
     if layout == "lightning-eval":
         cfg = ModelConfig.from_dict(ckpt["hyper_parameters"]["model"])
         state = strip_prefix(ckpt["state_dict"], "model.")
-        return cfg, state, {"layout": layout, "num_classes": ckpt["hyper_parameters"]["num_classes"]}
+        hp = ckpt["hyper_parameters"]
+        return cfg, state, {"layout": layout, "num_classes": hp["num_classes"], "method": hp.get("method", "jepa")}
     if layout == "original-eval":
         cfg = model_config_from_original(ckpt["config"])
         return (

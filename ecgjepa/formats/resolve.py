@@ -53,7 +53,13 @@ def resolve_encoder(spec: str | Path) -> ResolvedEncoder:
         config, state, extras = classifier
         encoder = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
         return ResolvedEncoder(
-            config, encoder, path, extras["layout"], classifier_state=state, num_classes=extras["num_classes"]
+            config,
+            encoder,
+            path,
+            extras["layout"],
+            classifier_state=state,
+            num_classes=extras["num_classes"],
+            method=extras.get("method", "jepa"),
         )
     config, state, extras = load_encoder_state(path)
     return ResolvedEncoder(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 TOKENIZERS = ("patches", "lead_patches", "leads")
-STANDARDISATIONS = ("dataset", "record")
+STANDARDISATIONS = ("dataset", "lead", "ecg")
 
 
 def strict_fields(cls: type, cfg: Mapping[str, Any], section: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """ECG ViT with per-lead tokens: ST-MEM's tokenisation (Na et al., ICLR 2024) and MLAE's.
 
-``tokenizer=lead_patches``: every lead is cut into ``patch_size``-sample patches, each embedded by one linear layer
-shared across leads. A token gets the fixed sin-cos position of its patch in time (shared by all leads) and a
-learned embedding of its lead. Each lead is framed by two separator tokens (one learned vector, at time positions 0
-and n + 1, plus the lead's embedding) that tell the attention where a lead begins and ends.
+``tokenizer=lead_patches``: every lead is cut into ``patch_size``-sample patches, each embedded as ST-MEM does
+(LayerNorm over the patch's samples, a linear layer, LayerNorm over the width), shared across leads. A token gets
+the fixed sin-cos position of its patch in time (shared by all leads) and a learned embedding of its lead. Each
+lead is framed by two separator tokens (one learned vector plus the lead's embedding, no time position) that tell
+the attention where a lead begins and ends.
 
 ``tokenizer=leads``: one token per whole lead (``patch_size`` = ``channel_size``) plus its lead embedding; no time
 positions and no separators.
@@ -39,10 +40,12 @@ class LeadViT(nn.Module):
         self.num_leads = len(c.channels)
         self.separators = c.tokenizer == "lead_patches"
         self.patch_size = c.patch_size
+        self.patch_norm = nn.LayerNorm(c.patch_size, eps=c.norm_eps, bias=c.bias)
         self.patch_embed = nn.Linear(c.patch_size, c.dim, bias=c.bias)
+        self.embed_norm = nn.LayerNorm(c.dim, eps=c.norm_eps, bias=c.bias)
         self.lead_embed = nn.Parameter(torch.zeros(self.num_leads, c.dim))
         if self.separators:
-            self.register_buffer("pos_embed", sincos_pos_embed(c.num_patches + 2, c.dim), persistent=False)
+            self.register_buffer("pos_embed", sincos_pos_embed(c.num_patches, c.dim), persistent=False)
             self.sep_token = nn.Parameter(torch.zeros(c.dim))
         self.blocks = transformer_blocks(c, c.dim, c.num_heads, c.depth, c.layer_scale_eps)
         self.norm = nn.LayerNorm(c.dim, eps=c.norm_eps, bias=c.bias)
@@ -81,15 +84,15 @@ class LeadViT(nn.Module):
         if c != self.num_leads:
             raise ValueError(f"input has {c} leads; the encoder was built for {self.num_leads}")
         n = self.patches_in(t)
-        tokens = self.patch_embed(x.reshape(b, c, n, self.patch_size)) + self.lead_embed[:, None]
+        patches = self.patch_norm(x.reshape(b, c, n, self.patch_size))
+        tokens = self.embed_norm(self.patch_embed(patches)) + self.lead_embed[:, None]
         if self.separators:
-            tokens = tokens + self.pos_embed[1 : n + 1]
+            tokens = tokens + self.pos_embed[:n]
         return tokens.reshape(b, c * n, self.dim)
 
-    def separator_tokens(self, n: int) -> torch.Tensor:
-        """(2 * C, D): each lead's opening (position 0) and closing (position n + 1) separator."""
-        ends = self.pos_embed[[0, n + 1]]  # (2, D)
-        return (self.sep_token + ends[None] + self.lead_embed[:, None]).reshape(2 * self.num_leads, self.dim)
+    def separator_tokens(self) -> torch.Tensor:
+        """(2 * C, D): each lead's opening and closing separator (the same vector plus the lead's embedding)."""
+        return (self.sep_token + self.lead_embed).repeat_interleave(2, dim=0)
 
     def forward(
         self, x: torch.Tensor, keep_idx: torch.Tensor | None = None, keep_registers: bool = False
@@ -109,8 +112,7 @@ class LeadViT(nn.Module):
             tokens = gather_tokens(tokens, keep_idx)
         kept = tokens.shape[1]
         if self.separators:
-            n = x.shape[-1] // self.patch_size
-            seps = self.separator_tokens(n).to(tokens.dtype)
+            seps = self.separator_tokens().to(tokens.dtype)
             tokens = torch.cat([seps.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:
             tokens = block(tokens)

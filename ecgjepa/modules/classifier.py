@@ -112,6 +112,8 @@ class ClassifierModule(ClipWithoutScaler):
         inference_precision: validation and test logits in float32 ('32-true', as the original
             evaluates, whatever the training precision) or under bf16 autocast ('bf16-mixed': faster where
             the device computes bf16 natively; AUROCs no longer bit-comparable with the original's).
+        method: the pre-training method of the encoder (``random init`` for none), recorded for reports and for
+            runs that start from this one.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class ClassifierModule(ClipWithoutScaler):
         classifier_state: Mapping[str, torch.Tensor] | None = None,
         source: str = "random init",
         inference_precision: str = "32-true",
+        method: str = "jepa",
     ) -> None:
         super().__init__()
         check_inference_precision(inference_precision)

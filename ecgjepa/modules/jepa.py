@@ -38,6 +38,13 @@ class JEPAModule(PretrainModule):
         recipe: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(model, optim, finite_check_interval, data, accumulate_grad_batches, recipe)
+        if self.model_config.tokenizer != "patches":
+            raise ValueError(
+                f"method=jepa predicts all-lead patch tokens: model.tokenizer must be 'patches', not "
+                f"{self.model_config.tokenizer!r}"
+            )
+        if data is not None and data.get("masks") is False:
+            raise ValueError("method=jepa trains on the data stream's block masks: data.masks must be true")
         self.encoder = VisionTransformer(self.model_config)
         self.predictor = Predictor(self.model_config)
         self.target_encoder = copy.deepcopy(self.encoder)
