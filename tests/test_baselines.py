@@ -207,10 +207,10 @@ def test_one_report_holds_a_baseline_row_and_a_jepa_row(
     eval_run(eval_cfg(f"encoder={tiny_encoder_run}", output_dir=sweep / "jepa"))
     report_main([str(sweep)])
     report = (sweep / "report.md").read_text()
-    rows = [line for line in report.splitlines() if line.startswith("| `")]
+    rows = [line for line in report.splitlines() if " | `" in line]
     assert len(rows) == 2
-    assert any("`inception1d (random init)`" in row and "supervised" in row for row in rows)
-    assert any(f"`{tiny_encoder_run.name}`" in row and "linear" in row for row in rows)
+    assert any(row.startswith("| random init | `inception1d (random init)`") and "supervised" in row for row in rows)
+    assert any(row.startswith(f"| jepa | `{tiny_encoder_run.name}`") and "linear" in row for row in rows)
     assert str(tiny_encoder_run) not in report  # a run is named by its folder, not its path
 
 
