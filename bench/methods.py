@@ -1,8 +1,11 @@
-"""Pre-training step time and peak memory of every method (conf/method/) on one backbone size, on this machine.
+"""Pre-training step time and peak memory of every method (conf/method/), on this machine: the ViT methods on one
+ViT size (``--model``), the methods of the baselines' sources on their own networks (SimCLR and BYOL: xresnet1d50,
+CPC: fc_lstm).
 
 A step is what ``ecgjepa-train`` runs per batch: the method's loss on one batch at the method's own input (JEPA:
-10 s at 500 Hz with block masks from the data stream; the masked-reconstruction methods: 9 s at 250 Hz with their
-own masks), backward, an AdamW step and JEPA's EMA update, with the speed-ups and the precision ``accel=auto``
+10 s at 500 Hz with block masks from the data stream; ST-MEM's family, MoCo v3 and CMSC: 9 s at 250 Hz; SimCLR and
+BYOL: 2.5 s at 100 Hz, CPC: 10 s at 100 Hz), its augmentations or masks, backward, the optimiser step and the EMA
+update of the methods that keep a target, with the speed-ups and the precision ``accel=auto``
 gives ``ecgjepa-train`` (bf16 autocast where the device computes bf16 natively). The median of ``--steps`` after two
 warm-up steps. Each method runs in its own process, so the peak (RSS on the CPU, allocated memory on a GPU) is its
 own.
@@ -32,17 +35,19 @@ from timing_masks import mask_pool  # noqa: E402
 
 from ecgjepa.accel import Accel  # noqa: E402
 from ecgjepa.accel.capability import native_bf16  # noqa: E402
-from ecgjepa.callbacks.target_momentum import ema_update  # noqa: E402
+from ecgjepa.callbacks.target_momentum import update_targets  # noqa: E402
 from ecgjepa.core.leads import CANONICAL_LEADS  # noqa: E402
 from ecgjepa.train import build_method  # noqa: E402
 from ecgjepa.utils.hydra import compose_config  # noqa: E402
 
-METHODS = ("jepa", "st_mem", "mtae", "mlae")
+METHODS = ("jepa", "st_mem", "mtae", "mlae", "moco_v3", "cmsc", "simclr", "byol", "cpc")
+OWN_NETWORK = ("simclr", "byol", "cpc")  # trained on their source's network, not --model
 
 
 def measure(method: str, model: str, batch: int, steps: int, device: torch.device) -> dict:
     """One method's step time and peak memory (run in a process of its own)."""
-    cfg = compose_config("train", [f"method={method}", f"model={model}", "optim=demo"], REPO / "outputs" / "bench")
+    network = [] if method in OWN_NETWORK else [f"model={model}"]
+    cfg = compose_config("train", [f"method={method}", *network, "optim=demo"], REPO / "outputs" / "bench")
     OmegaConf.update(cfg, "data.global_batch_size", batch)
     data = cfg.data
     rate = data.input_rate or data.sampling_frequency
@@ -53,6 +58,7 @@ def measure(method: str, model: str, batch: int, steps: int, device: torch.devic
     optimizer = module.configure_optimizers()["optimizer"]
     x = torch.randn(batch, 12, data.channel_size, device=device)
     masks = mask_pool(batch, cfg.model.patch_size, data.min_block_size, device) if data.masks else None
+    keeps_target = (cfg.callbacks.get("target_momentum") or None) is not None
     bf16, _ = native_bf16(device.type)
 
     def step() -> None:
@@ -62,8 +68,8 @@ def measure(method: str, model: str, batch: int, steps: int, device: torch.devic
             loss, _ = module.method_loss(batch_, 0)
         loss.backward()
         optimizer.step()
-        if hasattr(module, "target_encoder"):  # JEPA's EMA update, as its callback runs it after each step
-            ema_update(module.target_encoder, module.encoder, 0.998)
+        if keeps_target:  # the EMA update, as the callback runs it after each step
+            update_targets(module, 0.998)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
@@ -79,7 +85,7 @@ def measure(method: str, model: str, batch: int, steps: int, device: torch.devic
     seconds = statistics.median(times)
     result = {
         "method": method,
-        "model": model,
+        "model": cfg.model.name,
         "encoder_parameters": sum(p.numel() for p in module.exported_encoder().parameters()),
         "trained_parameters": sum(p.numel() for m in module.trained_modules() for p in m.parameters()),
         "input": f"{data.channel_size} samples at {rate} Hz",
@@ -114,14 +120,15 @@ def main() -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     gpu = " | peak GPU MB" if args.device.startswith("cuda") else ""
-    header = f"| method | {args.model} encoder | input | precision | step, batch {args.batch} | ECG/s | peak RSS MB"
+    header = "| method | network | encoder parameters | input | precision | "
+    header += f"step, batch {args.batch} | ECG/s | peak RSS MB"
     print(f"{header}{gpu} |")
-    print("|---|---|---|---|---|---|---|" + ("---|" if gpu else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if gpu else ""))
     for r in rows:
         gpu_cell = f" {r['peak_gpu_mb']:.0f} |" if gpu else ""
         print(
-            f"| {r['method']} | {r['encoder_parameters']:,} | {r['input']} | {r['precision']} | {r['step_s']:.3f} s | "
-            f"{r['ecgs_per_s']:.0f} | {r['peak_rss_mb']:.0f} |{gpu_cell}"
+            f"| {r['method']} | {r['model']} | {r['encoder_parameters']:,} | {r['input']} | {r['precision']} | "
+            f"{r['step_s']:.3f} s | {r['ecgs_per_s']:.0f} | {r['peak_rss_mb']:.0f} |{gpu_cell}"
         )
     if args.out:
         machine = {

@@ -26,6 +26,11 @@ class OptimConfig:
     opt_betas: tuple[float, float]
     opt_eps: float
     fused: bool | None
+    optimizer: str = "adamw"  # the pre-training configs before this key trained with AdamW
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optim.optimizer: expected one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> OptimConfig:
@@ -66,11 +71,21 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
 
 
 def adamw(
-    groups: list[dict], lr: float, betas: tuple[float, float], eps: float, fused: bool | None = None
-) -> torch.optim.AdamW:
-    """AdamW; ``fused=None`` picks the fused kernel on CUDA and torch's default elsewhere (on the CPU a loop
-    over the tensors, as the original's CPU runs; fused would save < 1 % of a step there, docs/performance.md)."""
+    groups: list[dict],
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    fused: bool | None = None,
+    optimizer: str = "adamw",
+) -> torch.optim.Optimizer:
+    """AdamW (or ``optimizer="adam"``: Adam, whose weight decay is an L2 term in the gradient, as the contrastive
+    methods' source trains); ``fused=None`` picks the fused kernel on CUDA and torch's default elsewhere (on the CPU
+    a loop over the tensors, as the original's CPU runs; fused would save < 1 % of a step there,
+    docs/performance.md)."""
     on_cuda = any(p.is_cuda for g in groups for p in g["params"])
     if fused is None:
         fused = on_cuda
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)
+    return OPTIMIZERS[optimizer](groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)
+
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}

@@ -28,6 +28,14 @@ def linear(step: int, start: float, final: float, total_steps: int) -> float:
     return start + (final - start) * step / total_steps
 
 
+def cosine_ramp(step: int, start: float, final: float, total_steps: int) -> float:
+    """Half a cosine from ``start`` to ``final`` over ``total_steps``, constant afterwards (BYOL's and MoCo v3's
+    momentum: 1 - (1 - start) * (cos(pi * step / total) + 1) / 2 for ``final`` = 1)."""
+    if step >= total_steps:
+        return final
+    return final - (final - start) * (math.cos(math.pi * step / total_steps) + 1) / 2
+
+
 def learning_rate(step: int, peak: float, final: float, warmup_steps: int, total_steps: int) -> float:
     """The original's learning-rate schedule: warm-up from 1e-6 to ``peak``, cosine to ``final``."""
     return warmup_cosine(step, WARMUP_START_LR, peak, final, warmup_steps, total_steps)

@@ -19,7 +19,7 @@ from ecgjepa.core.files import ensure_writable_dir
 from ecgjepa.formats.files import CheckpointError, load_file, torch_save_atomic
 from ecgjepa.formats.layouts import detect_layout
 from ecgjepa.formats.original import original_to_lightning
-from ecgjepa.models.config import ModelConfig
+from ecgjepa.models.backbones import encoder_config
 from ecgjepa.modules.pretrain import PretrainModule
 from ecgjepa.utils.hydra import instantiate_loggers_and_callbacks, resolve_ckpt_path
 from ecgjepa.utils.paths import conf_dir, register_resolvers
@@ -35,11 +35,11 @@ def output_dir(cfg: DictConfig) -> str:
 def check_same_model(ckpt_path: str, theirs: dict, module: PretrainModule, what: str = "checkpoint's model") -> None:
     """Refuse to resume a checkpoint of another model size, naming the file and the differing keys."""
     try:
-        theirs = ModelConfig.from_dict(theirs).to_dict()
+        theirs = encoder_config(theirs).to_dict()
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{ckpt_path}: unusable model config in the checkpoint: {err}") from None
     ours = module.model_config.to_dict()
-    different = {k: (theirs[k], ours[k]) for k in ours if k not in ("name", "init") and theirs[k] != ours[k]}
+    different = {k: (theirs.get(k), ours[k]) for k in ours if k not in ("name", "init") and theirs.get(k) != ours[k]}
     if different:
         raise CheckpointError(f"{ckpt_path}: the {what} differs from model=...: {different} (theirs, ours)")
 
@@ -115,11 +115,6 @@ def build_method(cfg: DictConfig, input_shape: dict) -> PretrainModule:
 
 def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
     """Pre-train with a composed config (plus ``extra_callbacks``); returns the final logged metrics."""
-    if "arch" in cfg.model:
-        raise ValueError(
-            f"model={cfg.model.name}: pre-training methods train a ViT (model=vit_*); train this network from random "
-            f"initialisation with ecgjepa-eval encoder={cfg.model.name} protocol=supervised"
-        )
     ensure_writable_dir(output_dir(cfg))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -130,7 +125,7 @@ def run(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dic
     callbacks += list(extra_callbacks or [])
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     set_batch_size(cfg.data, trainer.world_size)
-    datamodule = instantiate(cfg.data, patch_size=cfg.model.patch_size, _convert_="all")
+    datamodule = instantiate(cfg.data, patch_size=cfg.model.get("patch_size"), _convert_="all")
     module = accel.apply(build_method(cfg, datamodule.input_shape))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir(cfg))
     if ckpt_path:

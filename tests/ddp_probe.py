@@ -11,10 +11,16 @@ from typing import Any
 import lightning as L
 import torch
 
+RANK_LOCAL = ("running_mean", "running_var", "num_batches_tracked")
+
 
 def digest(module: torch.nn.Module) -> str:
+    """A hash of the weights: every parameter and buffer but batch norms' running statistics, which DDP keeps per
+    rank (each rank's last batch updates its own; rank 0's are checkpointed)."""
     sha = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
+        if name.rsplit(".", 1)[-1] in RANK_LOCAL:
+            continue
         sha.update(name.encode())
         sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return sha.hexdigest()

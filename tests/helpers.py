@@ -238,3 +238,19 @@ def assert_user_error(capsys: pytest.CaptureFixture, call: Callable[[], object],
     for text in named:
         assert text in err, err
     return err
+
+
+# Command-line overrides that give each pre-training method a small network of its own kind for tests: SimCLR and BYOL
+# on their source's xresnet1d50 (0.9 M parameters), CPC on a narrow fc_lstm with fewer negatives, MoCo v3 with narrow
+# heads; the ViT methods on debug=fast's vit_tiny.
+METHOD_TEST_OVERRIDES: dict[str, list[str]] = {
+    "jepa": [],
+    "st_mem": [],
+    "mtae": [],
+    "mlae": [],
+    "simclr": ["model=xresnet1d50"],
+    "byol": ["model=xresnet1d50"],
+    "cpc": ["model=fc_lstm", "model.fc_widths=[32,32,32,32]", "model.lstm_hidden=32", "method.negatives=16"],
+    "moco_v3": ["method.projector.hidden_dim=64", "method.projector.output_dim=32", "method.predictor.hidden_dim=64"],
+    "cmsc": [],
+}

@@ -35,9 +35,45 @@ METHOD_ROWS = {
     "mlae_vit_b_all": ("mlae", "leads", 2250, 0.0),
 }
 
+# The contrastive rows: (method, model, optimizer, learning rate, weight decay, global batch, momentum of the target).
+CONTRASTIVE_ROWS = {
+    "simclr_xresnet1d50_all": ("simclr", "xresnet1d50", "adam", 2.29e-3, 1e-5, 4096, None),
+    "byol_xresnet1d50_all": ("byol", "xresnet1d50", "adam", 2.29e-3, 1e-5, 4096, (0.996, 1.0, "cosine")),
+    "cpc_fc_lstm_all": ("cpc", "fc_lstm", "adamw", 1e-4, 1e-3, 32, None),
+    "moco_v3_vit_b_all": ("moco_v3", "vit_b", "adamw", 1.5e-4 * 4096 / 256, 0.1, 4096, (0.99, 1.0, "cosine")),
+    "cmsc_vit_b_all": ("cmsc", "vit_b", "adamw", 1.5e-4 * 1024 / 256, 0.05, 512, None),
+}
+
 
 def test_every_paper_row_has_an_experiment() -> None:
-    assert sorted([*PAPER, *METHOD_ROWS]) == EXPERIMENTS
+    assert sorted([*PAPER, *METHOD_ROWS, *CONTRASTIVE_ROWS]) == EXPERIMENTS
+
+
+@pytest.mark.parametrize("name", sorted(CONTRASTIVE_ROWS))
+def test_contrastive_rows_have_their_sources_numbers(name: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"experiment={name}"], tmp_path)
+    method, model, optimizer, lr, weight_decay, batch, momentum = CONTRASTIVE_ROWS[name]
+    assert cfg.method._target_.rsplit(".", 1)[-1].lower().startswith(method.replace("_", ""))
+    assert cfg.model.name == model and cfg.optim.optimizer == optimizer
+    assert cfg.optim.learning_rate == pytest.approx(lr)
+    assert cfg.optim.weight_decay == cfg.optim.final_weight_decay == weight_decay
+    assert cfg.data.global_batch_size == batch and len(cfg.data.sources) == 10 and not cfg.data.masks
+    assert cfg.optim.steps == cfg.trainer.max_steps == 100_000
+    ema = cfg.callbacks.get("target_momentum")
+    if momentum is None:
+        assert ema is None
+    else:
+        assert (ema.encoder_momentum, ema.final_encoder_momentum, ema.schedule, ema.steps) == (*momentum, 100_000)
+    rate = {"xresnet1d50": 100, "fc_lstm": 100}.get(model, 250)
+    assert cfg.data.input_rate == rate == cfg.model.get("sampling_frequency", rate)
+    if method in ("simclr", "byol"):
+        assert cfg.method.temperature == 0.5 if method == "simclr" else cfg.method.predictor.hidden_dim == 512
+        assert cfg.method.projector.output_dim == 16 and cfg.data.channel_size == 250
+        assert [a.kind for a in cfg.method.augmentations] == ["random_resized_crop", "time_out"]
+    if method == "cpc":
+        assert (cfg.method.steps_ahead, cfg.method.negatives, cfg.data.channel_size) == (12, 128, 1000)
+    if method == "moco_v3":
+        assert cfg.method.temperature == 0.2 and cfg.method.projector.hidden_dim == 4096
 
 
 @pytest.mark.parametrize("name", sorted(METHOD_ROWS))

@@ -26,7 +26,7 @@ def test_weight_decay_rises(step: int, expected: float) -> None:
 
 
 def test_momentum_endpoints_and_golden_values() -> None:
-    ema = TargetMomentumUpdate(0.998, 0.9995, 100_000, "optimizer_step")
+    ema = TargetMomentumUpdate(0.998, 0.9995, 100_000, "optimizer_step", "linear")
     assert ema.momentum(0) == 0.998
     assert ema.momentum(50_000) == pytest.approx(0.99875)
     assert ema.momentum(100_000) == ema.momentum(10**6) == 0.9995
@@ -38,3 +38,17 @@ def test_golden_training_schedule_values() -> None:
     for step, lr in enumerate([1e-6, 1.0999e-6, 1.1998e-6, 1.2997e-6]):
         assert PAPER.lr_at(step) == pytest.approx(lr, rel=1e-12)
     assert warmup_cosine(3, 0.01, 0.01, 0.1, 0, 100_000) == pytest.approx(0.010000000199863482, rel=1e-12)
+
+
+def test_cosine_momentum_of_byol() -> None:
+    """BYOL's tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2: 0.996 at the start, halfway at K/2, 1 at K."""
+    ema = TargetMomentumUpdate(0.996, 1.0, 1_000, "optimizer_step", "cosine")
+    assert ema.momentum(0) == pytest.approx(0.996)
+    assert ema.momentum(500) == pytest.approx(0.998)
+    assert ema.momentum(250) == pytest.approx(1 - 0.004 * (0.5**0.5 + 1) / 2)
+    assert ema.momentum(1_000) == ema.momentum(5_000) == 1.0
+
+
+def test_an_unknown_momentum_schedule_is_named() -> None:
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TargetMomentumUpdate(0.996, 1.0, 10, "optimizer_step", "step")

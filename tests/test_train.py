@@ -22,7 +22,17 @@ from ecgjepa.formats.files import CheckpointError
 from ecgjepa.train import run
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import resolve_ckpt_path
-from tests.helpers import PAPER_SCHEDULE, REPO, TINY, ScheduleRecorder, env_for, files_under, load, pretraining_module
+from tests.helpers import (
+    METHOD_TEST_OVERRIDES,
+    PAPER_SCHEDULE,
+    REPO,
+    TINY,
+    ScheduleRecorder,
+    env_for,
+    files_under,
+    load,
+    pretraining_module,
+)
 
 
 def last_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -128,7 +138,16 @@ def test_dump_of_the_wrong_shape_is_named(train_cfg, tmp_path: Path, sample_data
         run(train_cfg(f"data.data_dir={bad}"))
 
 
-METHODS = ("jepa", "st_mem", "mtae", "mlae")
+METHODS = tuple(METHOD_TEST_OVERRIDES)
+# The networks each method trains or keeps (their weights must agree across DDP ranks).
+NETWORKS = {
+    "jepa": {"encoder", "predictor", "target_encoder"},
+    "simclr": {"encoder", "projector"},
+    "byol": {"encoder", "projector", "predictor", "target_encoder", "target_projector"},
+    "moco_v3": {"encoder", "projector", "predictor", "target_encoder", "target_projector"},
+    "cpc": {"encoder", "predict"},
+    "cmsc": {"encoder", "projection"},
+}
 
 
 @pytest.mark.slow
@@ -143,6 +162,7 @@ def test_two_process_ddp_on_cpu_shares_the_global_batch(tmp_path: Path, sample_d
         "ecgjepa.train",
         "debug=fast",
         f"method={method}",
+        *METHOD_TEST_OVERRIDES[method],
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
@@ -161,8 +181,7 @@ def test_two_process_ddp_on_cpu_shares_the_global_batch(tmp_path: Path, sample_d
     ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)]
     for report in ranks:
         assert report["world_size"] == 2 and report["batch_sizes"] == [4, 4, 4]
-    expected = {"jepa": {"encoder", "predictor", "target_encoder"}}.get(method, {"encoder", "decoder"})
-    assert set(ranks[0]["networks"]) == expected
+    assert set(ranks[0]["networks"]) == NETWORKS.get(method, {"encoder", "decoder"})
     assert ranks[0]["networks"] == ranks[1]["networks"]
 
 
@@ -261,16 +280,18 @@ def kill_after_checkpoint(cmd: list[str], run_dir: Path, env: dict[str, str], st
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path, sample_data_dir: Path, method: str) -> None:
-    """Data, masks (JEPA's from the data stream, the others' from the step's seed) and weights continue exactly."""
+    """Data, masks (JEPA's from the data stream, the others' from the step's seed), augmentations and negatives
+    (from the step's seed) and weights continue exactly."""
     env = env_for(sample_data_dir)
+    method_args = [f"method={method}", *METHOD_TEST_OVERRIDES[method]]
     straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
-    kill_after_checkpoint(train_command(killed_dir, f"method={method}"), killed_dir, env, step=3)
+    kill_after_checkpoint(train_command(killed_dir, *method_args), killed_dir, env, step=3)
     steps_on_disk = [load(p)["global_step"] for p in (killed_dir / "checkpoints").glob("*.ckpt")]
     assert max(steps_on_disk) < STEPS, "the kill came too late to interrupt the run"
 
     resumed, straight = (
-        train_command(killed_dir, f"method={method}", "ckpt_path=last"),
-        train_command(straight_dir, f"method={method}"),
+        train_command(killed_dir, *method_args, "ckpt_path=last"),
+        train_command(straight_dir, *method_args),
     )
     for cmd in (resumed, straight):
         done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

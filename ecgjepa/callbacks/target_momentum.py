@@ -1,4 +1,5 @@
-"""EMA update of the JEPA target encoder (ECG-JEPA models/JEPA.py)."""
+"""EMA update of a method's target networks: JEPA's target encoder (ECG-JEPA models/JEPA.py), BYOL's and MoCo v3's
+momentum encoder and projector."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from ecgjepa.schedules import linear
+from ecgjepa.schedules import cosine_ramp, linear
+
+SCHEDULES = {"linear": linear, "cosine": cosine_ramp}
 
 
 @torch.no_grad()
@@ -18,12 +21,19 @@ def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float
     torch._foreach_lerp_(t_params, o_params, 1.0 - momentum)
 
 
+def update_targets(pl_module: L.LightningModule, momentum: float) -> None:
+    """EMA-update every (target, online) pair the method names in ``momentum_pairs()``."""
+    for target, online in pl_module.momentum_pairs():
+        ema_update(target, online, momentum)
+
+
 class TargetMomentumUpdate(L.Callback):
-    """Update ``pl_module.target_encoder`` from ``pl_module.encoder`` with a linear momentum schedule.
+    """Update a method's target networks (``pl_module.momentum_pairs()``) from its online ones.
 
     Args:
         encoder_momentum, final_encoder_momentum: momentum ramp (the paper's: conf/callbacks/pretrain.yaml).
         steps: length of the ramp in schedule steps (the run's optimizer steps).
+        schedule: ``linear`` (ECG-JEPA) or ``cosine`` (BYOL, MoCo v3).
         update_on: ``"optimizer_step"`` updates once after every optimizer step with
             ``m(global_step)``; ``"forward"`` reproduces the original: an update *before every
             forward* (micro-batch) with the schedule advanced per micro-batch (ViT-B parity).
@@ -35,7 +45,11 @@ class TargetMomentumUpdate(L.Callback):
         final_encoder_momentum: float,
         steps: int,
         update_on: Literal["optimizer_step", "forward"],
+        schedule: Literal["linear", "cosine"],
     ) -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
+        self.schedule = SCHEDULES[schedule]
         if update_on not in ("optimizer_step", "forward"):
             raise ValueError(f"update_on must be 'optimizer_step' or 'forward', got {update_on!r}")
         self.start = encoder_momentum
@@ -45,7 +59,7 @@ class TargetMomentumUpdate(L.Callback):
         self._last_step = -1
 
     def momentum(self, step: int) -> float:
-        return linear(step, self.start, self.final, self.steps)
+        return self.schedule(step, self.start, self.final, self.steps)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -55,7 +69,7 @@ class TargetMomentumUpdate(L.Callback):
         accumulate = trainer.accumulate_grad_batches
         k = trainer.global_step * accumulate + batch_idx % accumulate
         m = self.momentum(k)
-        ema_update(pl_module.target_encoder, pl_module.encoder, m)
+        update_targets(pl_module, m)
         pl_module.log("train/momentum", m)
 
     def on_train_batch_end(
@@ -67,5 +81,5 @@ class TargetMomentumUpdate(L.Callback):
             return
         self._last_step = trainer.global_step
         m = self.momentum(trainer.global_step - 1)
-        ema_update(pl_module.target_encoder, pl_module.encoder, m)
+        update_targets(pl_module, m)
         pl_module.log("train/momentum", m)

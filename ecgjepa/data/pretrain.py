@@ -195,7 +195,7 @@ class PretrainDataModule(L.LightningDataModule):
         channel_size: int,
         batch_size: int,
         global_batch_size: int | None,
-        patch_size: int,
+        patch_size: int | None,
         min_block_size: int,
         min_keep_ratio: float,
         max_keep_ratio: float,
@@ -220,6 +220,11 @@ class PretrainDataModule(L.LightningDataModule):
                 "(data.sampling_frequency)"
             )
         self.conditioning = Conditioning(tuple(band_pass) if band_pass else None, standardise)
+        if masks and patch_size is None:
+            raise ValueError(
+                "data.masks=true draws JEPA's block masks of ViT patches, and this model has no model.patch_size: "
+                "choose model=vit_*, or a method of this network's source (conf/method/, e.g. method=simclr)"
+            )
         self.masks = masks
         self.sources = parse_sources(sources)
         self.channel_size = channel_size

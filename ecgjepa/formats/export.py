@@ -20,7 +20,7 @@ from safetensors.torch import save_file as save_safetensors
 from ecgjepa.core.files import atomic_write, write_text_atomic
 from ecgjepa.core.version import VERSION
 from ecgjepa.formats.files import CheckpointError
-from ecgjepa.models import ModelConfig
+from ecgjepa.models.backbones import EncoderConfig, encoder_config
 
 EXPORT_FORMAT = "ecgjepa-encoder"
 WEIGHTS = "model.safetensors"
@@ -36,7 +36,7 @@ def is_export(path: str | Path) -> bool:
 
 
 def export_description(
-    config: ModelConfig,
+    config: EncoderConfig,
     preprocess: Mapping[str, Any],
     pretraining: Mapping[str, Any],
     original_config: Mapping[str, Any] | None = None,
@@ -51,7 +51,7 @@ def export_description(
             "sampling_frequency": config.sampling_frequency,
             "leads": list(config.channels),
             "length": config.channel_size,
-            "patch_size": config.patch_size,
+            "patch_size": getattr(config, "patch_size", None),
             "normalisation": "per-lead z-score with the constants below, then clip to [-5, 5]",
         },
         "normalisation": dict(preprocess.get("normalisation") or {}),
@@ -72,7 +72,7 @@ def write_export(folder: str | Path, state: Mapping[str, torch.Tensor], descript
     return folder
 
 
-def read_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+def read_export(path: str | Path) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """``(model config, encoder state in model order, description)`` of an export folder (or a file in it)."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
@@ -82,7 +82,7 @@ def read_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor],
         raise CheckpointError(f"{folder / CONFIG}: not a readable encoder description: {err}") from None
     if not isinstance(description, dict) or description.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f'{folder / CONFIG}: expected "format": "{EXPORT_FORMAT}"')
-    config = ModelConfig.from_dict(description["model"])
+    config = encoder_config(description["model"])
     try:
         with safe_open(str(folder / WEIGHTS), framework="pt") as file:
             order = json.loads((file.metadata() or {}).get("key_order", "[]"))

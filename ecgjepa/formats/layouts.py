@@ -19,6 +19,7 @@ import torch
 
 from ecgjepa.formats.export import is_export, read_export
 from ecgjepa.formats.files import CheckpointError, load_file
+from ecgjepa.models.backbones import EncoderConfig, encoder_config
 from ecgjepa.models.config import ModelConfig
 
 ORIGINAL_MODEL_KEYS = (
@@ -75,7 +76,7 @@ def detect_layout(ckpt: Mapping[str, Any]) -> str:
     raise CheckpointError(f"unknown checkpoint layout with top-level keys {sorted(ckpt)}")
 
 
-def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+def load_encoder_state(path: str | Path) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Return ``(model config, target-encoder state dict, extras)`` from any supported file.
 
     ``extras`` holds what else the file says: ``layout``, ``step`` and ``preprocess`` where known.
@@ -99,7 +100,7 @@ def load_encoder_state(path: str | Path) -> tuple[ModelConfig, dict[str, torch.T
     ckpt = load_file(path)
     layout = detect_layout(ckpt)
     if layout == "lightning-pretrain":
-        cfg = ModelConfig.from_dict(ckpt["hyper_parameters"]["model"])
+        cfg = encoder_config(ckpt["hyper_parameters"]["model"])
         method = ckpt.get("method", "jepa")
         return (
             cfg,
@@ -166,7 +167,7 @@ def find_checkpoint(path: str | Path) -> Path:
 
 def load_classifier_state(
     path: str | Path,
-) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]] | None:
+) -> tuple[EncoderConfig, dict[str, torch.Tensor], dict[str, Any]] | None:
     """``(encoder config, classifier state with encoder.* and head keys, extras)`` of an evaluation
     checkpoint (ours or the original's ``<task>_best_chkpt.pt``); None for any other layout."""
     if is_export(path):
@@ -174,7 +175,7 @@ def load_classifier_state(
     ckpt = load_file(path)
     layout = detect_layout(ckpt)
     if layout == "lightning-eval":
-        cfg = ModelConfig.from_dict(ckpt["hyper_parameters"]["model"])
+        cfg = encoder_config(ckpt["hyper_parameters"]["model"])
         state = strip_prefix(ckpt["state_dict"], "model.")
         hp = ckpt["hyper_parameters"]
         return cfg, state, {"layout": layout, "num_classes": hp["num_classes"], "method": hp.get("method", "jepa")}

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from ecgjepa.formats.layouts import find_checkpoint, load_classifier_state, load_encoder_state, load_into
-from ecgjepa.models import ModelConfig
-from ecgjepa.models.backbones import build_encoder
+from ecgjepa.models.backbones import EncoderConfig, build_encoder
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,7 @@ class ResolvedEncoder:
     Lightning pre-training checkpoint records (sources, sampling rate); ``method`` the pre-training method.
     """
 
-    config: ModelConfig
+    config: EncoderConfig
     state: dict[str, torch.Tensor]
     source: Path
     layout: str
@@ -36,8 +35,8 @@ class ResolvedEncoder:
     method: str = "jepa"
 
     def build(self) -> nn.Module:
-        """The encoder (:class:`VisionTransformer` or :class:`LeadViT`, by ``config.tokenizer``) holding these
-        weights, in eval mode."""
+        """The encoder (:func:`~ecgjepa.models.backbones.build_encoder`: a ViT by its tokeniser, or a baseline
+        network by its ``arch``) holding these weights, in eval mode."""
         encoder = build_encoder(self.config)
         load_into(encoder, self.state, str(self.source))
         return encoder.eval()

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from ecgjepa.models.config import ModelConfig
 from ecgjepa.models.fc_lstm import FCLSTM, FCLSTMConfig
 from ecgjepa.models.inception1d import Inception1d, Inception1dConfig
 from ecgjepa.models.lead_vit import LeadViT
-from ecgjepa.models.sequence import SequenceEncoderConfig
+from ecgjepa.models.sequence import SequenceEncoderConfig, global_pool
 from ecgjepa.models.vit import VisionTransformer
 from ecgjepa.models.xresnet1d import XResNet1d, XResNet1dConfig
 
@@ -43,3 +44,18 @@ def build_encoder(config: EncoderConfig) -> nn.Module:
     if isinstance(config, ModelConfig):
         return VisionTransformer(config) if config.tokenizer == "patches" else LeadViT(config)
     return ARCHS[config.arch][1](config)
+
+
+def pooled(config: EncoderConfig, tokens: torch.Tensor) -> torch.Tensor:
+    """One vector per input from an encoder's (B, N, D) outputs: a baseline's source-head pooling (e.g. max and
+    mean concatenated for xresnet1d50), the ViT's token mean."""
+    if isinstance(config, SequenceEncoderConfig):
+        return global_pool(tokens, config.head_pools)
+    return tokens.mean(dim=1)
+
+
+def pooled_dim(config: EncoderConfig, encoder: nn.Module) -> int:
+    """The width of :func:`pooled`."""
+    if isinstance(config, SequenceEncoderConfig):
+        return encoder.embed_dim * len(config.head_pools)
+    return config.dim

@@ -41,6 +41,10 @@ class FCLSTM(SequenceEncoder):
         )
         self.lstm = nn.LSTM(widths[-1], cfg.lstm_hidden, num_layers=cfg.lstm_layers, batch_first=True)
 
+    def layer_groups(self) -> list[nn.Module]:
+        """The network's parts from the input up, for discriminative learning rates: per-step layers, LSTM."""
+        return [self.per_step, self.lstm]
+
     def encode_steps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> (B, T, fc width): the per-step layers' output (the CPC targets)."""
         return self.per_step(x).transpose(1, 2)

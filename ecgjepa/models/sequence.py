@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ecgjepa.models.config import strict_fields
+from ecgjepa.models.config import STANDARDISATIONS, strict_fields
 
 POOLS = ("max", "avg", "last")
 
@@ -37,6 +37,8 @@ class SequenceEncoderConfig:
         head_dropout: dropout before the source head's output layer (half of it before each hidden layer).
         head_batch_norm: batch norm before each of the source head's layers.
         recipe: the training recipe of the source (conf/recipe/), used by ``protocol=supervised``.
+        band_pass, standardise: the input conditioning of a pre-training method (see :class:`ModelConfig`), from
+            the data module; the supervised sources' inputs have none beyond the dataset normalisation.
     """
 
     arch: str
@@ -51,6 +53,8 @@ class SequenceEncoderConfig:
     head_dropout: float
     head_batch_norm: bool
     recipe: str
+    band_pass: tuple[float, float] | None = dataclasses.field(default=None, kw_only=True)
+    standardise: str = dataclasses.field(default="dataset", kw_only=True)
 
     ARCH: ClassVar[str] = ""
 
@@ -58,6 +62,8 @@ class SequenceEncoderConfig:
         for field in dataclasses.fields(self):  # lists from YAML become tuples: the config stays hashable and frozen
             if isinstance(getattr(self, field.name), list):
                 object.__setattr__(self, field.name, tuple(getattr(self, field.name)))
+        if self.standardise not in STANDARDISATIONS:
+            raise ValueError(f"model.standardise: expected one of {STANDARDISATIONS}, got {self.standardise!r}")
         if self.arch != self.ARCH:
             raise ValueError(f"model.arch: expected {self.ARCH!r}, got {self.arch!r}")
         unknown = [pool for pool in self.head_pools if pool not in POOLS]

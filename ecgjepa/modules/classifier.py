@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from ecgjepa.data.kinds import task_kind
 from ecgjepa.formats.layouts import load_into
@@ -60,6 +61,7 @@ class ProtocolConfig:
     recipe: str | None = None
     epochs: int | None = None
     random_init: bool = False
+    discriminative_lr_factor: float = 1.0
 
     def __post_init__(self) -> None:
         for key, value, choices in (
@@ -232,15 +234,32 @@ class ClassifierModule(ClipWithoutScaler):
                 self.results[stage] = {"outputs": outputs.cpu(), "targets": targets.cpu()}
                 self.log(f"test/{stage}_score" if stage == "val" else "test/score", self.score(outputs, targets))
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def decay_groups(self, modules: list[nn.Module]) -> list[dict[str, Any]]:
         p = self.protocol
         if p.decay_all_parameters:  # the baselines' sources decay every parameter, norms and biases included
-            groups = [
-                {"params": [q for q in self.model.parameters() if q.requires_grad], "weight_decay": p.weight_decay}
-            ]
-        else:
-            groups = param_groups([self.model], p.weight_decay)
-        optimizer = adamw(groups, p.learning_rate, p.opt_betas, p.opt_eps, p.fused)
+            trained = [q for m in modules for q in m.parameters() if q.requires_grad]
+            return [{"params": trained, "weight_decay": p.weight_decay}]
+        return param_groups(modules, p.weight_decay)
+
+    def optimiser_groups(self) -> list[dict[str, Any]]:
+        """The parameter groups; with ``discriminative_lr_factor`` f, the encoder's layer groups (its
+        ``layer_groups()``, input first, or the whole encoder) learn at lr x f, f^2, ... from the top down (the
+        fine-tuning of hhi-aml/ecg-selfsupervised)."""
+        p = self.protocol
+        if p.discriminative_lr_factor == 1.0:
+            return self.decay_groups([self.model])
+        encoder = self.model.encoder
+        layers = encoder.layer_groups() if hasattr(encoder, "layer_groups") else [encoder]
+        groups = []
+        for depth, layer in enumerate(reversed(layers), start=1):
+            for group in self.decay_groups([layer]):
+                groups.append({**group, "lr": p.learning_rate * p.discriminative_lr_factor**depth})
+        groups += self.decay_groups([m for name, m in self.model.named_children() if name != "encoder"])
+        return [group for group in groups if group["params"]]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        p = self.protocol
+        optimizer = adamw(self.optimiser_groups(), p.learning_rate, p.opt_betas, p.opt_eps, p.fused)
         if p.schedule == "one_cycle":
             scheduler = one_cycle(optimizer, p)
         else:
@@ -255,7 +274,7 @@ def one_cycle(optimizer: torch.optim.Optimizer, p: ProtocolConfig) -> torch.opti
     c = p.one_cycle
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
-        max_lr=p.learning_rate,
+        max_lr=[group["lr"] for group in optimizer.param_groups],
         total_steps=p.steps,
         pct_start=c["warmup_fraction"],
         div_factor=c["div_factor"],

@@ -38,7 +38,7 @@ class JEPAModule(PretrainModule):
         recipe: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(model, optim, finite_check_interval, data, accumulate_grad_batches, recipe)
-        if self.model_config.tokenizer != "patches":
+        if self.require_vit().tokenizer != "patches":
             raise ValueError(
                 f"method=jepa predicts all-lead patch tokens: model.tokenizer must be 'patches', not "
                 f"{self.model_config.tokenizer!r}"
@@ -70,6 +70,9 @@ class JEPAModule(PretrainModule):
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.encoder, self.predictor]
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.target_encoder, self.encoder)]
 
     def exported_encoder(self) -> nn.Module:
         return self.target_encoder

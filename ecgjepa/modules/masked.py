@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -80,8 +79,8 @@ class MaskedReconstructionModule(PretrainModule):
         self.method = name
         self.mask_ratio, self.mask_structure = mask_ratio, mask_structure
         self.normalise_targets, self.random_lead_masking, self.seed = normalise_targets, random_lead_masking, seed
-        self.encoder = build_encoder(self.model_config)
-        c = self.model_config
+        c = self.require_vit()
+        self.encoder = build_encoder(c)
         groups, max_per_group = self.encoder.token_layout(c.channel_size)
         values = self.encoder.patchify(torch.zeros(1, len(c.channels), c.channel_size)).shape[-1]
         unknown = sorted(set(decoder) - {"dim", "depth", "num_heads", "per_lead"})
@@ -99,14 +98,6 @@ class MaskedReconstructionModule(PretrainModule):
         )
         token_masks(1, groups, max_per_group, mask_ratio, mask_structure, torch.Generator())  # checks the settings
         random_lead_mask(1, len(c.channels), random_lead_masking, torch.Generator())
-
-    def mask_generator(self, batch_idx: int) -> torch.Generator:
-        """The generator of this micro-batch's masks: seeded by (seed, rank, optimiser step, micro-batch), so a
-        resumed run draws the same masks as an uninterrupted one."""
-        micro = batch_idx % self.trainer.accumulate_grad_batches if self._trainer is not None else 0
-        rank = self.global_rank if self._trainer is not None else 0
-        state = np.random.SeedSequence([self.seed, rank, self.global_step, micro]).generate_state(2, dtype=np.uint64)
-        return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
     def reconstruct(self, x: torch.Tensor, generator: torch.Generator) -> Reconstruction:
         """Mask, encode, decode and score signals x (B, C, T) with masks drawn from ``generator``."""
@@ -126,7 +117,7 @@ class MaskedReconstructionModule(PretrainModule):
         self, batch: tuple[torch.Tensor, ...], batch_idx: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         x = batch[0]
-        out = self.reconstruct(x, self.mask_generator(batch_idx))
+        out = self.reconstruct(x, self.step_generator(self.seed, batch_idx))
         kept, hidden = out.keep_idx.shape[1], out.mask_idx.shape[1]
         return out.loss, {"encoder_std": collapse_std(out.encoded.mean(dim=1)), "keep_ratio": kept / (kept + hidden)}
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from ecgjepa.models import ModelConfig
+from ecgjepa.models.backbones import encoder_config
 from ecgjepa.modules.clipping import ClipWithoutScaler
 from ecgjepa.optim import OptimConfig, adamw, param_groups
 
@@ -25,7 +27,8 @@ class PretrainModule(ClipWithoutScaler):
     """The shared base of the pre-training methods.
 
     Args:
-        model: the ``model`` config group with the data module's input shape (see :class:`ModelConfig`).
+        model: the ``model`` config group with the data module's input shape: a ViT's (:class:`ModelConfig`) or a
+            baseline network's (by its ``arch``).
         optim: the ``optim`` config (see :class:`OptimConfig`).
         finite_check_interval: read the loss-finiteness flag on the host every this many steps (and
             before every checkpoint and at the end of training). 1 stops before the optimiser step of
@@ -52,13 +55,23 @@ class PretrainModule(ClipWithoutScaler):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model_config = ModelConfig.from_dict(model)
+        self.model_config = encoder_config(model)
         self.optim_config = OptimConfig.from_dict(optim)
         if not (isinstance(finite_check_interval, int) and finite_check_interval >= 1):
             raise ValueError(f"finite_check_interval: expected an integer >= 1, got {finite_check_interval!r}")
         self.finite_check_interval = finite_check_interval
         # (global step, loss) of the first non-finite loss, kept on the loss's device; step -1 = none yet.
         self._first_nonfinite: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def require_vit(self) -> ModelConfig:
+        """The ViT config of a method that trains only the ViT; another network is refused, naming it."""
+        if not isinstance(self.model_config, ModelConfig):
+            raise ValueError(
+                f"method={self.method} trains a ViT (model=vit_*), not model={self.model_config.name}; the methods of "
+                f"that network's source are in conf/method/ (e.g. simclr, byol, cpc), and ecgjepa-eval "
+                f"encoder={self.model_config.name} protocol=supervised trains it from random initialisation"
+            )
+        return self.model_config
 
     def method_loss(
         self, batch: tuple[torch.Tensor, ...], batch_idx: int
@@ -74,9 +87,21 @@ class PretrainModule(ClipWithoutScaler):
         """The encoder that is evaluated, probed during training and exported."""
         return self.encoder
 
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(target, online) networks that :class:`~ecgjepa.callbacks.TargetMomentumUpdate` moves by EMA."""
+        raise NotImplementedError(f"method={self.method} keeps no EMA target: set callbacks.target_momentum=null")
+
     def exported_prefix(self) -> str:
         """The state-dict prefix of :meth:`exported_encoder` (checkpoint readers strip it)."""
         return "encoder."
+
+    def step_generator(self, seed: int, batch_idx: int) -> torch.Generator:
+        """The generator of this micro-batch's random draws (masks, augmentations): seeded by (seed, rank, optimiser
+        step, micro-batch), so a resumed run draws what an uninterrupted one draws."""
+        micro = batch_idx % self.trainer.accumulate_grad_batches if self._trainer is not None else 0
+        rank = self.global_rank if self._trainer is not None else 0
+        state = np.random.SeedSequence([seed, rank, self.global_step, micro]).generate_state(2, dtype=np.uint64)
+        return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss, diagnostics = self.method_loss(batch, batch_idx)
@@ -120,7 +145,7 @@ class PretrainModule(ClipWithoutScaler):
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_config
         groups = param_groups(self.trained_modules(), cfg.weight_decay)
-        optimizer = adamw(groups, cfg.learning_rate, cfg.opt_betas, cfg.opt_eps, cfg.fused)
+        optimizer = adamw(groups, cfg.learning_rate, cfg.opt_betas, cfg.opt_eps, cfg.fused, cfg.optimizer)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cfg.lr_at(step) / cfg.learning_rate)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

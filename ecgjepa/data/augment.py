@@ -1,0 +1,122 @@
+"""ECG augmentations of the contrastive methods' sources, as composable, seeded transforms of a batch.
+
+Each transform maps signals (B, leads, T) to a new tensor of the same shape, drawing its parameters per sample from a
+``torch.Generator`` the caller seeds (the methods seed it by seed, rank, step and micro-batch, as the masks are), so a
+resumed run augments exactly as an uninterrupted one. The transforms and their ranges follow the descriptions of
+hhi-aml/ecg-selfsupervised (``clinical_ts/timeseries_transformations.py``, Mehari & Strodthoff 2022, appendix); the
+numbers live in ``conf/method/``. A config names a transform by ``kind`` (see :data:`TRANSFORMS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(batch: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(batch, generator=generator)
+
+
+def _check_range(name: str, values: Sequence[float], low: float, high: float) -> tuple[float, float]:
+    if len(values) != 2 or not low <= values[0] <= values[1] <= high:
+        raise ValueError(f"{name}: expected [min, max] with {low} <= min <= max <= {high}, got {list(values)}")
+    return float(values[0]), float(values[1])
+
+
+class RandomResizedCrop:
+    """Keep a random contiguous share of each sample (``crop_ratio`` uniform in the range) and stretch it back to
+    the full length by linear interpolation."""
+
+    def __init__(self, crop_ratio: Sequence[float]) -> None:
+        self.crop_ratio = _check_range("random_resized_crop.crop_ratio", crop_ratio, 0.0, 1.0)
+        if self.crop_ratio[0] <= 0:
+            raise ValueError("random_resized_crop.crop_ratio: the smallest share must be above 0")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, _, length = x.shape
+        kept = (_uniform(b, *self.crop_ratio, generator) * length).long().clamp(2, length)
+        starts = (torch.rand(b, generator=generator) * (length - kept + 1)).long()
+        out = torch.empty_like(x)
+        for i in range(b):
+            piece = x[i : i + 1, :, starts[i] : starts[i] + kept[i]]
+            out[i] = F.interpolate(piece.float(), size=length, mode="linear", align_corners=True)[0].to(x.dtype)
+        return out
+
+
+class TimeOut:
+    """Set a random contiguous share of each sample (``ratio`` uniform in the range) to zero, the normalised mean."""
+
+    def __init__(self, ratio: Sequence[float]) -> None:
+        self.ratio = _check_range("time_out.ratio", ratio, 0.0, 1.0)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, _, length = x.shape
+        width = (_uniform(b, *self.ratio, generator) * length).long()
+        starts = (torch.rand(b, generator=generator) * (length - width + 1)).long()
+        t = torch.arange(length)
+        hidden = (t >= starts[:, None]) & (t < (starts + width)[:, None])  # (B, T)
+        return x.masked_fill(hidden[:, None, :].to(x.device), 0.0)
+
+
+class ChannelResize:
+    """Scale each lead by a factor drawn log-uniformly from ``magnitude``."""
+
+    def __init__(self, magnitude: Sequence[float]) -> None:
+        self.magnitude = _check_range("channel_resize.magnitude", magnitude, 1e-6, float("inf"))
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, leads, _ = x.shape
+        low, high = (torch.tensor(self.magnitude).log()).tolist()
+        factors = (low + (high - low) * torch.rand(b, leads, generator=generator)).exp()
+        return x * factors[..., None].to(x)
+
+
+class GaussianNoise:
+    """Add white noise of standard deviation ``scale`` (in normalised units)."""
+
+    def __init__(self, scale: float) -> None:
+        if scale < 0:
+            raise ValueError(f"gaussian_noise.scale must be >= 0, got {scale}")
+        self.scale = float(scale)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return x + self.scale * torch.randn(x.shape, generator=generator).to(x)
+
+
+TRANSFORMS: dict[str, type] = {
+    "random_resized_crop": RandomResizedCrop,
+    "time_out": TimeOut,
+    "channel_resize": ChannelResize,
+    "gaussian_noise": GaussianNoise,
+}
+
+
+class Compose:
+    """Transforms applied in order, each drawing from the same generator."""
+
+    def __init__(self, transforms: Sequence[Any]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x, generator)
+        return x
+
+
+def build_augmentation(specs: Sequence[Mapping[str, Any]]) -> Compose:
+    """``[{kind: time_out, ratio: [0.2, 0.4]}, ...]`` (a method's ``augmentations``) as one :class:`Compose`; an
+    unknown kind or argument fails naming it."""
+    transforms = []
+    for i, spec in enumerate(specs):
+        args = dict(spec)
+        kind = args.pop("kind", None)
+        if kind not in TRANSFORMS:
+            raise ValueError(f"method.augmentations[{i}].kind: expected one of {sorted(TRANSFORMS)}, got {kind!r}")
+        try:
+            transforms.append(TRANSFORMS[kind](**args))
+        except TypeError as error:
+            raise ValueError(f"method.augmentations[{i}] ({kind}): {error}") from None
+    return Compose(transforms)

@@ -1,0 +1,67 @@
+"""CMSC, contrastive multi-segment coding (Kiyasseh, Zhu & Clifton, CLOCS, ICML 2021), a contrastive baseline of
+the ST-MEM paper on its ViT-B.
+
+Each input crop is cut into two temporally adjacent, non-overlapping segments; the encoder embeds each (pooled
+outputs, then a linear projection), and segments of the same recording are positives against every other pairing of
+the batch (:func:`~ecgjepa.modules.losses.cmsc_loss`). CLOCS also counts segments of the same patient as positives;
+the pre-training dumps carry no patient ids, so here a pair is positive only within one recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ecgjepa.models.backbones import build_encoder, pooled, pooled_dim
+from ecgjepa.modules.losses import cmsc_loss
+from ecgjepa.modules.pretrain import PretrainModule, collapse_std
+
+
+class CMSCModule(PretrainModule):
+    """Encoder + linear projection trained to match adjacent segments of one recording.
+
+    Args:
+        embedding_dim: width of the projection the loss compares.
+        temperature: the softmax temperature of the similarities.
+        model, optim, finite_check_interval, data, accumulate_grad_batches, recipe: see :class:`PretrainModule`.
+            The data module's crop is two segments long; the encoder, built for the whole crop, sees one segment at
+            a time and takes the whole crop at evaluation.
+    """
+
+    method = "cmsc"
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        temperature: float,
+        model: Mapping[str, Any],
+        optim: Mapping[str, Any],
+        finite_check_interval: int = 1,
+        data: Mapping[str, Any] | None = None,
+        accumulate_grad_batches: int = 1,
+        recipe: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(model, optim, finite_check_interval, data, accumulate_grad_batches, recipe)
+        if data is not None and data.get("masks") is not False:
+            raise ValueError("method=cmsc cuts its own segments: data.masks must be false")
+        self.encoder = build_encoder(self.model_config)
+        self.projection = nn.Linear(pooled_dim(self.model_config, self.encoder), embedding_dim)
+        self.temperature = temperature
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(pooled(self.model_config, self.encoder(x)))
+
+    def method_loss(
+        self, batch: tuple[torch.Tensor, ...], batch_idx: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        x = batch[0]
+        first, second = x.chunk(2, dim=-1)
+        z1, z2 = self.embed(first), self.embed(second)
+        same = torch.eye(x.shape[0], dtype=torch.bool)
+        return cmsc_loss(z1, z2, same, self.temperature), {"encoder_std": collapse_std(z1)}
+
+    def trained_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.projection]
