@@ -6,10 +6,11 @@
 ``input`` is a folder searched recursively for WFDB records, or a manifest CSV listing array files (columns
 ``file, sampling_rate, leads``, as for ``python -m data_prep folder``): each record is read and prepared as every
 dump's records are (leads matched by name, NaNs interpolated, resampled to the encoder's rate), and its first
-``channel_size`` samples (10 s), rounded down to whole patches, are embedded. Records that cannot be used are
-listed with the reason in ``<output stem>_rejects.csv``; ``<output stem>_records.csv`` names the record of each
-output row. ``input`` can also be a ``.npy`` of model-ready arrays (N, 12, T) in the canonical lead order (I, II,
-III, aVR, aVL, aVF, V1-V6) at ``sampling_frequency`` (default: the encoder's, 500 Hz), resampled if needed.
+``channel_size`` samples (10 s), rounded down to whole patches (a baseline network: the whole record), are embedded.
+Records that cannot be used are listed with the reason in ``<output stem>_rejects.csv``;
+``<output stem>_records.csv`` names the record of each output row. ``input`` can also be a ``.npy`` of model-ready
+arrays (N, 12, T) in the canonical lead order (I, II, III, aVR, aVL, aVF, V1-V6) at ``sampling_frequency`` (default:
+the encoder's, 500 Hz), resampled if needed.
 
 By default inputs are normalised with the encoder's per-lead constants (``source`` picks one when the encoder was
 pre-trained on several sources) and conditioned as its method asks (ST-MEM's band-pass and whole-ECG
@@ -41,6 +42,7 @@ from ecgjepa.data.transforms import Conditioning, normalise
 from ecgjepa.formats.original import SOURCE_KEYS
 from ecgjepa.formats.resolve import resolve_encoder
 from ecgjepa.models import ModelConfig
+from ecgjepa.models.backbones import EncoderConfig
 from ecgjepa.utils.paths import conf_dir
 
 OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size"}
@@ -89,7 +91,17 @@ def read_arrays(path: Path, fs: float | None, target_fs: float) -> np.ndarray:
     return x
 
 
-def check_length(samples: int, cfg: ModelConfig) -> None:
+def input_rule(cfg: EncoderConfig) -> tuple[int, int | None]:
+    """(granule, most samples) of an encoder's input: a ViT takes whole patches up to its ``channel_size``; a
+    baseline network takes any length (a record is embedded whole)."""
+    if isinstance(cfg, ModelConfig):
+        return cfg.patch_size, cfg.channel_size
+    return 1, None
+
+
+def check_length(samples: int, cfg: EncoderConfig) -> None:
+    if not isinstance(cfg, ModelConfig):
+        return
     if cfg.fixed_length and samples != cfg.channel_size:
         raise ValueError(f"inputs have {samples} samples; the encoder takes exactly {cfg.channel_size} (one per lead)")
     if samples % cfg.patch_size or samples > cfg.channel_size:
@@ -100,18 +112,20 @@ def check_length(samples: int, cfg: ModelConfig) -> None:
 
 
 def record_inputs(
-    path: Path, target_fs: float, cfg: ModelConfig, rejects: list[tuple[str, str]]
+    path: Path, target_fs: float, cfg: EncoderConfig, rejects: list[tuple[str, str]]
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(record id, (12, T) float32 at ``target_fs``) of every usable record under ``input``, T the first
-    ``channel_size`` samples rounded down to whole patches; the others go to ``rejects``."""
+    ``channel_size`` samples rounded down to whole patches (a baseline network: the whole record); the others go to
+    ``rejects``."""
+    granule, most = input_rule(cfg)
     refs, base = input_records(path, None)
-    spec = folder_spec("embed", cfg.patch_size / target_fs)
+    spec = folder_spec("embed", granule / target_fs)
     records = prepared_records(refs, base, spec, rejects)
     for record_id, x in tqdm(records, total=len(refs), unit="record", disable=not sys.stderr.isatty()):
         x = resample(x.astype(np.float32), 500, target_fs)  # the reader prepares records at 500 Hz
-        samples = min(len(x), cfg.channel_size) // cfg.patch_size * cfg.patch_size
+        samples = min(len(x), most or len(x)) // granule * granule
         if samples == 0:
-            rejects.append((record_id, f"shorter than one patch ({cfg.patch_size} samples)"))
+            rejects.append((record_id, f"shorter than one patch ({granule} samples)"))
             continue
         yield record_id, np.ascontiguousarray(x[:samples].T)
 

@@ -58,6 +58,11 @@ METHOD_TITLES = {
     "st_mem": "ST-MEM, spatio-temporal masked electrocardiogram modelling (Na et al., ICLR 2024)",
     "mtae": "MTAE, a masked time autoencoder (as in Na et al., ICLR 2024)",
     "mlae": "MLAE, a masked lead autoencoder (as in Na et al., ICLR 2024)",
+    "moco_v3": "MoCo v3, momentum contrast (Chen, Xie & He, ICCV 2021)",
+    "cmsc": "CMSC, contrastive multi-segment coding (Kiyasseh et al., ICML 2021)",
+    "simclr": "SimCLR, contrastive learning of two augmented views (Chen et al., ICML 2020)",
+    "byol": "BYOL, bootstrap your own latent (Grill et al., NeurIPS 2020)",
+    "cpc": "CPC, contrastive predictive coding (van den Oord et al., 2018)",
 }
 TOKENS = {
     "patches": "patches of {patch} samples over all leads",
@@ -66,10 +71,30 @@ TOKENS = {
 }
 
 
+def architecture_lines(m: dict[str, Any], inp: dict[str, Any]) -> tuple[str, list[str], str]:
+    """(what the network is, its bullet lines, what it returns) for the model card."""
+    shape = f"{len(inp['leads'])} leads ({', '.join(inp['leads'])}) at {inp['sampling_frequency']} Hz"
+    if "arch" in m:
+        return (
+            f"The {m['name']} network",
+            [f"* input: {shape}, any length (trained on {m['crop_duration']:g} s windows)"],
+            "x: (B, 12, T) prepared as above -> (B, time steps, D)",
+        )
+    tokens = TOKENS[m.get("tokenizer", "patches")].format(patch=inp["patch_size"])
+    return (
+        "A Vision Transformer",
+        [
+            f"* width {m['dim']}, depth {m['depth']}, {m['num_heads']} heads, {m['num_registers']} register token(s)",
+            f"* input: {shape}, up to {inp['length']} samples, {tokens}",
+        ],
+        f"x: (B, 12, T) prepared as above, T a multiple of {inp['patch_size']} -> (B, N, D)",
+    )
+
+
 def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     m, inp = config["model"], config["input"]
     method = config["pretraining"].get("method", "jepa")
-    tokens = TOKENS[m.get("tokenizer", "patches")].format(patch=inp["patch_size"])
+    network, architecture, call = architecture_lines(m, inp)
     steps = [f"a {m['band_pass'][0]:g}-{m['band_pass'][1]:g} Hz band-pass"] if m.get("band_pass") else []
     if m.get("standardise", "dataset") != "dataset":
         whom = "the whole ECG" if m["standardise"] == "ecg" else "each lead"
@@ -78,19 +103,17 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     lines = [
         f"# ECG encoder ({m['name']}, method={method})",
         "",
-        f"A Vision Transformer for 12-lead ECGs pre-trained with {METHOD_TITLES.get(method, method)}, exported by",
+        f"{network} for 12-lead ECGs pre-trained with {METHOD_TITLES.get(method, method)}, exported by",
         "`ecgjepa-export`.",
         "",
-        f"* width {m['dim']}, depth {m['depth']}, {m['num_heads']} heads, {m['num_registers']} register token(s)",
-        f"* input: {len(inp['leads'])} leads ({', '.join(inp['leads'])}) at {inp['sampling_frequency']} Hz, "
-        f"up to {inp['length']} samples, {tokens}",
+        *architecture,
         f"* normalisation: {inp['normalisation']} (`config.json` → `normalisation`){conditioning}",
         f"* pre-training data: {config['pretraining']['data']}, step {config['pretraining']['step']}",
         "",
         "```python",
         "import ecgjepa",
         "encoder = ecgjepa.load_encoder('<this folder>')   # torch.nn.Module in eval mode",
-        f"tokens = encoder(x)   # x: (B, 12, T) prepared as above, T a multiple of {inp['patch_size']} -> (B, N, D)",
+        f"tokens = encoder(x)   # {call}",
         "```",
         "",
         "## Evaluation results",

@@ -20,14 +20,16 @@ from omegaconf import OmegaConf
 from ecgjepa.cli import user_error
 from ecgjepa.core.leads import CANONICAL_LEADS
 from ecgjepa.data.augment import ChannelResize, GaussianNoise, RandomResizedCrop, TimeOut, build_augmentation
+from ecgjepa.embed import main as embed_main
 from ecgjepa.eval import run as eval_run
+from ecgjepa.export import export
 from ecgjepa.formats.export import read_export
 from ecgjepa.models.projection import projection_mlp
 from ecgjepa.modules.classifier import ClassifierModule
 from ecgjepa.modules.losses import cmsc_loss, cpc_loss, info_nce, negative_cosine, nt_xent
 from ecgjepa.train import run as train_run
 from ecgjepa.utils.hydra import compose_config, load_group_option
-from tests.helpers import METHOD_TEST_OVERRIDES, REPO
+from tests.helpers import METHOD_TEST_OVERRIDES, REPO, SAMPLE
 
 CONTRASTIVE = ("simclr", "byol", "cpc", "moco_v3", "cmsc")
 
@@ -254,14 +256,23 @@ def test_pretraining_on_the_sample_lowers_the_loss(name: str, train_cfg, tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["simclr", "cpc", "moco_v3"])
 def test_the_encoder_of_each_backbone_evaluates(name: str, train_cfg, tmp_path: Path, eval_cfg) -> None:
-    """xresnet1d50 (SimCLR), fc_lstm (CPC) and the ViT (MoCo v3) pre-trained briefly, then a linear probe: the
-    encoder's own input rate and windows, and the method in metrics.json."""
+    """xresnet1d50 (SimCLR), fc_lstm (CPC) and the ViT (MoCo v3) pre-trained briefly, then a linear probe (the
+    encoder's own input rate and windows, the method in metrics.json), an export with its model card and
+    embeddings of real records (a baseline network embeds each record whole)."""
     run_dir = tmp_path / "pretrain"
     train_run(train_cfg(f"method={name}", *METHOD_TEST_OVERRIDES[name], "trainer.max_steps=2", output_dir=run_dir))
     metrics = eval_run(eval_cfg(f"encoder={run_dir}", "protocol.steps=4", output_dir=tmp_path / "eval"))
     assert metrics["method"] == name and 0 <= metrics["test_auroc"] <= 1
     expected_rate = 250 if name == "moco_v3" else 100
     assert read_export(run_dir / "encoder")[0].sampling_frequency == expected_rate
+    card = (export(run_dir, tmp_path / "export") / "README.md").read_text()
+    network = {"simclr": "xresnet1d50", "cpc": "fc_lstm", "moco_v3": "vit_tiny"}[name]
+    assert card.startswith(f"# ECG encoder ({network}, method={name})")
+    embed_main(
+        [f"encoder={tmp_path / 'export'}", f"input={SAMPLE / 'records100' / '00000'}", f"output={tmp_path}/z.npy"]
+    )
+    z = np.load(tmp_path / "z.npy")
+    assert z.shape[0] == 500 and np.isfinite(z).all()
 
 
 def test_methods_refuse_what_they_cannot_train(train_cfg) -> None:
