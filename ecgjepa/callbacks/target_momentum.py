@@ -15,7 +15,8 @@ SCHEDULES = {"linear": linear, "cosine": cosine_ramp}
 
 @torch.no_grad()
 def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float) -> None:
-    """target <- m * target + (1 - m) * online, for parameters only (buffers are fixed tables)."""
+    """target <- m * target + (1 - m) * online, for parameters only: buffers are JEPA's fixed position tables, or the
+    batch-norm running statistics of a BYOL or MoCo v3 target, which its own forward passes keep."""
     t_params = list(target.parameters())
     o_params = [p.detach() for p in online.parameters()]
     torch._foreach_lerp_(t_params, o_params, 1.0 - momentum)

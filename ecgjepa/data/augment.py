@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 
 def _uniform(batch: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -28,7 +27,8 @@ def _check_range(name: str, values: Sequence[float], low: float, high: float) ->
 
 class RandomResizedCrop:
     """Keep a random contiguous share of each sample (``crop_ratio`` uniform in the range) and stretch it back to
-    the full length by linear interpolation."""
+    the full length by linear interpolation. The source places the kept samples at random sorted positions before
+    interpolating (a random local stretch); this stretches uniformly."""
 
     def __init__(self, crop_ratio: Sequence[float]) -> None:
         self.crop_ratio = _check_range("random_resized_crop.crop_ratio", crop_ratio, 0.0, 1.0)
@@ -36,14 +36,17 @@ class RandomResizedCrop:
             raise ValueError("random_resized_crop.crop_ratio: the smallest share must be above 0")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        b, _, length = x.shape
+        b, leads, length = x.shape
         kept = (_uniform(b, *self.crop_ratio, generator) * length).long().clamp(2, length)
         starts = (torch.rand(b, generator=generator) * (length - kept + 1)).long()
-        out = torch.empty_like(x)
-        for i in range(b):
-            piece = x[i : i + 1, :, starts[i] : starts[i] + kept[i]]
-            out[i] = F.interpolate(piece.float(), size=length, mode="linear", align_corners=True)[0].to(x.dtype)
-        return out
+        # Output sample t reads the crop at start + t (kept - 1) / (length - 1), between two input samples.
+        positions = starts[:, None] + torch.linspace(0, 1, length)[None, :] * (kept - 1)[:, None]
+        left = positions.floor().long().clamp(max=length - 2)
+        weight = (positions - left).to(x.device, torch.float32)[:, None, :]
+        index = left.to(x.device)[:, None, :].expand(b, leads, length)
+        values = x.float()
+        out = torch.gather(values, 2, index) * (1 - weight) + torch.gather(values, 2, index + 1) * weight
+        return out.to(x.dtype)
 
 
 class TimeOut:

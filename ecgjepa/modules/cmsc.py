@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ecgjepa.models.backbones import build_encoder, pooled, pooled_dim
-from ecgjepa.modules.losses import cmsc_loss
+from ecgjepa.modules.losses import cmsc_loss, world
 from ecgjepa.modules.pretrain import PretrainModule, collapse_std
 
 
@@ -60,7 +60,7 @@ class CMSCModule(PretrainModule):
         x = batch[0]
         first, second = x.chunk(2, dim=-1)
         z1, z2 = self.embed(first), self.embed(second)
-        same = torch.eye(x.shape[0], dtype=torch.bool)
+        same = torch.eye(x.shape[0] * world()[1], dtype=torch.bool)  # the global batch's recordings
         return cmsc_loss(z1, z2, same, self.temperature), {"encoder_std": collapse_std(z1)}
 
     def trained_modules(self) -> list[nn.Module]:
