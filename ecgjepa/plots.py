@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from scipy.ndimage import uniform_filter1d  # noqa: E402
 from torchmetrics.functional.classification import binary_roc  # noqa: E402
 
 from ecgjepa.core.files import atomic_write  # noqa: E402
@@ -116,3 +117,38 @@ def plot_regression(targets: np.ndarray, values: np.ndarray, name: str, out: Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, out)
     return out
+
+
+def plot_explanation(
+    signal: np.ndarray, attributions: np.ndarray, leads: Sequence[str], fs: float, title: str, out: Path
+) -> Path:
+    """Each lead's trace (leads, samples) over a heat map of its attributions in time, summed over 50 ms so that a
+    wave's share shows rather than single samples: red pushed the score up, blue down, one colour scale for all
+    leads (the 99.5th percentile of the magnitudes; larger values saturate)."""
+    n = len(leads)
+    fig, axes = plt.subplots(n, 1, figsize=(12, 1.0 * n + 0.8), sharex=True)
+    axes = np.atleast_1d(axes)
+    width = max(1, round(0.05 * fs))
+    attributions = uniform_filter1d(np.asarray(attributions, dtype=np.float64), width, axis=-1, mode="constant") * width
+    scale = float(np.percentile(np.abs(attributions), 99.5)) or 1.0
+    seconds = signal.shape[-1] / fs
+    for ax, lead, trace, heat in zip(axes, leads, signal, attributions, strict=True):
+        low, high = float(trace.min()), float(trace.max())
+        pad = 0.1 * (high - low) or 1.0
+        ax.imshow(
+            heat[None],
+            aspect="auto",
+            cmap="RdBu_r",
+            vmin=-scale,
+            vmax=scale,
+            extent=(0.0, seconds, low - pad, high + pad),
+            alpha=0.7,
+            interpolation="nearest",
+        )
+        ax.plot(np.arange(len(trace)) / fs, trace, color="black", linewidth=0.6)
+        ax.set_ylabel(lead, rotation=0, ha="right", va="center")
+        ax.set_yticks([])
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, out)

@@ -24,6 +24,14 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, out_dim, bias=bias)
 
+    def attention_weights(self, queries: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(B, heads, Q, N): the softmax weights each query gives the tokens (what ``forward`` averages with)."""
+        b, nq, d = queries.shape
+        n, h = x.shape[1], self.num_heads
+        q = self.q(queries).view(b, nq, h, d // h).transpose(1, 2)
+        k = self.kv(x).view(b, n, 2, h, d // h)[:, :, 0].transpose(1, 2)
+        return (q @ k.transpose(-2, -1) / (d // h) ** 0.5).softmax(dim=-1)
+
     def forward(self, queries: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         b, nq, d = queries.shape
         n, h = x.shape[1], self.num_heads
@@ -41,6 +49,11 @@ class AttentivePooler(nn.Module):
         self.query_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cross_attention_block = CrossAttention(dim, num_heads, num_classes, qkv_bias, bias)
         nn.init.trunc_normal_(self.query_token, std=0.02)
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N): the query's attention over the tokens x (B, N, D), summing to one per head."""
+        query = self.query_token.expand(x.shape[0], -1, -1)
+        return self.cross_attention_block.attention_weights(query, x).squeeze(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, D) -> logits (B, num_classes)."""

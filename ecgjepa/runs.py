@@ -1,0 +1,49 @@
+"""An evaluation run read back for new records: its trained classifier, its ``predictor.json`` and the
+preparation of a record exactly as the run's evaluation data was prepared (``ecgjepa-predict``, ``ecgjepa-explain``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
+from ecgjepa.data.labelled import model_input
+from ecgjepa.data.transforms import Conditioning
+from ecgjepa.formats.files import load_file
+from ecgjepa.formats.layouts import find_checkpoint
+from ecgjepa.modules.classifier import ClassifierModule
+
+
+def load_run(run_dir: Path) -> tuple[ClassifierModule, dict[str, Any]]:
+    """The trained classifier (its best checkpoint) and the run's ``predictor.json``."""
+    description = run_dir / "predictor.json"
+    if not description.is_file():
+        raise FileNotFoundError(
+            f"run={run_dir}: no predictor.json; expected the directory of a finished ecgjepa-eval run"
+        )
+    predictor = json.loads(description.read_text())
+    ckpt = load_file(find_checkpoint(run_dir))
+    if "hyper_parameters" not in ckpt or "protocol" not in ckpt["hyper_parameters"]:
+        raise ValueError(f"run={run_dir}: its checkpoint is not an evaluation checkpoint of ecgjepa-eval")
+    module = ClassifierModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval(), predictor
+
+
+def prepared(
+    refs: list[RecordRef], base: Path, predictor: dict[str, Any], rejects: list[tuple[str, str]]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(record id, model input) of every usable record; the others go to ``rejects`` with the reason."""
+    spec = folder_spec("predict", predictor["record_samples"] / predictor["sampling_frequency"])
+    mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
+    fs = predictor["sampling_frequency"]
+    input_rate = predictor.get("input_rate", fs)  # runs written before models declared their rate: the dumps'
+    band_pass = predictor.get("band_pass")
+    conditioning = Conditioning(tuple(band_pass) if band_pass else None, predictor.get("standardise", "dataset"))
+    for record_id, x in prepared_records(refs, base, spec, rejects):
+        yield record_id, model_input(x[: predictor["record_samples"]], mean, std, fs, input_rate, conditioning)
