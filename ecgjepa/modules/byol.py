@@ -26,8 +26,8 @@ class BYOLModule(TwoViewModule):
     Args:
         projector: ``{hidden_dim, output_dim}`` of the projection MLP.
         predictor: ``{hidden_dim}`` of the prediction MLP (its output is the projection's width).
-        augmentations, seed, model, optim, finite_check_interval, data, accumulate_grad_batches, recipe: see
-            :class:`~ecgjepa.modules.two_view.TwoViewModule`.
+        augmentations, seed, common: see :class:`~ecgjepa.modules.two_view.TwoViewModule` (``common``: the
+            arguments every method takes, :class:`~ecgjepa.modules.pretrain.PretrainModule`'s).
     """
 
     method = "byol"
@@ -38,16 +38,9 @@ class BYOLModule(TwoViewModule):
         predictor: Mapping[str, int],
         augmentations: Sequence[Mapping[str, Any]],
         seed: int,
-        model: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        finite_check_interval: int = 1,
-        data: Mapping[str, Any] | None = None,
-        accumulate_grad_batches: int = 1,
-        recipe: Mapping[str, Any] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            augmentations, seed, model, optim, finite_check_interval, data, accumulate_grad_batches, recipe
-        )
+        super().__init__(augmentations, seed, **common)
         out = projector["output_dim"]
         self.projector = projection_mlp((self.feature_dim, projector["hidden_dim"], out), batch_norm=True)
         self.predictor = projection_mlp((out, predictor["hidden_dim"], out), batch_norm=True)

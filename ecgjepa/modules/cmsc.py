@@ -9,7 +9,6 @@ the pre-training dumps carry no patient ids, so here a pair is positive only wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ class CMSCModule(PretrainModule):
     Args:
         embedding_dim: width of the projection the loss compares.
         temperature: the softmax temperature of the similarities.
-        model, optim, finite_check_interval, data, accumulate_grad_batches, recipe: see :class:`PretrainModule`.
+        common: the arguments every method takes (``model``, ``optim``, ...: see :class:`PretrainModule`).
             The data module's crop is two segments long; the encoder, built for the whole crop, sees one segment at
             a time and takes the whole crop at evaluation.
     """
@@ -37,14 +36,10 @@ class CMSCModule(PretrainModule):
         self,
         embedding_dim: int,
         temperature: float,
-        model: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        finite_check_interval: int = 1,
-        data: Mapping[str, Any] | None = None,
-        accumulate_grad_batches: int = 1,
-        recipe: Mapping[str, Any] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, optim, finite_check_interval, data, accumulate_grad_batches, recipe)
+        super().__init__(**common)
+        data = common.get("data")
         if data is not None and data.get("masks") is not False:
             raise ValueError("method=cmsc cuts its own segments: data.masks must be false")
         self.encoder = build_encoder(self.model_config)

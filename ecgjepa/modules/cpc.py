@@ -9,7 +9,6 @@ by (seed, rank, step, micro-batch), so a resumed run draws what an uninterrupted
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -28,7 +27,7 @@ class CPCModule(PretrainModule):
         steps_ahead: how many steps later the target lies.
         negatives: negatives per prediction, from the same sequence.
         seed: base seed of the negatives.
-        model, optim, finite_check_interval, data, accumulate_grad_batches, recipe: see :class:`PretrainModule`.
+        common: the arguments every method takes (``model``, ``optim``, ...: see :class:`PretrainModule`).
     """
 
     method = "cpc"
@@ -38,14 +37,10 @@ class CPCModule(PretrainModule):
         steps_ahead: int,
         negatives: int,
         seed: int,
-        model: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        finite_check_interval: int = 1,
-        data: Mapping[str, Any] | None = None,
-        accumulate_grad_batches: int = 1,
-        recipe: Mapping[str, Any] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, optim, finite_check_interval, data, accumulate_grad_batches, recipe)
+        super().__init__(**common)
+        data = common.get("data")
         if data is not None and data.get("masks") is not False:
             raise ValueError("method=cpc draws its own negatives: data.masks must be false")
         self.encoder = build_encoder(self.model_config)

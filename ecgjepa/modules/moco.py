@@ -29,8 +29,8 @@ class MoCoV3Module(TwoViewModule):
         predictor: ``{hidden_dim}`` of the 2-layer prediction MLP (its output is the projection's width).
         temperature: the InfoNCE temperature.
         freeze_patch_embed: keep the ViT's patch projection at its random initialisation.
-        augmentations, seed, model, optim, finite_check_interval, data, accumulate_grad_batches, recipe: see
-            :class:`~ecgjepa.modules.two_view.TwoViewModule`.
+        augmentations, seed, common: see :class:`~ecgjepa.modules.two_view.TwoViewModule` (``common``: the
+            arguments every method takes, :class:`~ecgjepa.modules.pretrain.PretrainModule`'s).
     """
 
     method = "moco_v3"
@@ -43,16 +43,9 @@ class MoCoV3Module(TwoViewModule):
         freeze_patch_embed: bool,
         augmentations: Sequence[Mapping[str, Any]],
         seed: int,
-        model: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        finite_check_interval: int = 1,
-        data: Mapping[str, Any] | None = None,
-        accumulate_grad_batches: int = 1,
-        recipe: Mapping[str, Any] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            augmentations, seed, model, optim, finite_check_interval, data, accumulate_grad_batches, recipe
-        )
+        super().__init__(augmentations, seed, **common)
         hidden, out = projector["hidden_dim"], projector["output_dim"]
         widths = (self.feature_dim, *[hidden] * (projector["layers"] - 1), out)
         self.projector = projection_mlp(widths, batch_norm=True, last_batch_norm=True)

@@ -28,21 +28,17 @@ class TwoViewModule(PretrainModule):
         augmentations: the transforms of each view, in order (``[{kind, ...}]``, see :mod:`ecgjepa.data.augment`);
             both views of a step draw from one generator seeded by (seed, rank, step, micro-batch).
         seed: base seed of the augmentations.
-        model, optim, finite_check_interval, data, accumulate_grad_batches, recipe: see :class:`PretrainModule`.
+        common: the arguments every method takes (``model``, ``optim``, ...: see :class:`PretrainModule`).
     """
 
     def __init__(
         self,
         augmentations: Sequence[Mapping[str, Any]],
         seed: int,
-        model: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        finite_check_interval: int = 1,
-        data: Mapping[str, Any] | None = None,
-        accumulate_grad_batches: int = 1,
-        recipe: Mapping[str, Any] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, optim, finite_check_interval, data, accumulate_grad_batches, recipe)
+        super().__init__(**common)
+        data = common.get("data")
         if data is not None and data.get("masks") is not False:
             raise ValueError(f"method={self.method} draws its own views: data.masks must be false")
         self.seed = seed
