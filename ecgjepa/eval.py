@@ -200,7 +200,7 @@ def build_module(cfg: DictConfig, datamodule: LabelledDataModule, choice: Encode
             f"protocol={protocol.name} starts from a linear run's checkpoint; {source} is a pre-trained encoder"
         )
     else:
-        log.info("evaluating the (target) encoder of %s", source)
+        log.info("evaluating the encoder of %s (pre-trained with %s)", source, choice.method)
     return ClassifierModule(model=model, encoder_state=resolved.state, source=source, **common)
 
 
