@@ -39,9 +39,7 @@ class CMSCModule(PretrainModule):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        data = common.get("data")
-        if data is not None and data.get("masks") is not False:
-            raise ValueError("method=cmsc cuts its own segments: data.masks must be false")
+        self.refuse_block_masks("cuts its own segments")
         self.encoder = build_encoder(self.model_config)
         self.projection = nn.Linear(pooled_dim(self.model_config, self.encoder), embedding_dim)
         self.temperature = temperature

@@ -40,9 +40,7 @@ class CPCModule(PretrainModule):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        data = common.get("data")
-        if data is not None and data.get("masks") is not False:
-            raise ValueError("method=cpc draws its own negatives: data.masks must be false")
+        self.refuse_block_masks("draws its own negatives")
         self.encoder = build_encoder(self.model_config)
         if not isinstance(self.encoder, FCLSTM):
             raise ValueError(

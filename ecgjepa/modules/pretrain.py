@@ -73,6 +73,12 @@ class PretrainModule(ClipWithoutScaler):
             )
         return self.model_config
 
+    def refuse_block_masks(self, draws: str) -> None:
+        """A method that ``draws`` its own randomness refuses a data stream that also carries JEPA's block masks."""
+        data = self.hparams.get("data")
+        if data is not None and data.get("masks") is not False:
+            raise ValueError(f"method={self.method} {draws}: data.masks must be false")
+
     def method_loss(
         self, batch: tuple[torch.Tensor, ...], batch_idx: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:

@@ -38,9 +38,7 @@ class TwoViewModule(PretrainModule):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        data = common.get("data")
-        if data is not None and data.get("masks") is not False:
-            raise ValueError(f"method={self.method} draws its own views: data.masks must be false")
+        self.refuse_block_masks("draws its own views")
         self.seed = seed
         self.augment = build_augmentation(augmentations)
         self.encoder = build_encoder(self.model_config)
