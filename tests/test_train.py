@@ -260,6 +260,7 @@ def train_command(run_dir: Path, *extra: str) -> list[str]:
         f"trainer.max_steps={STEPS}",
         f"optim.steps={STEPS}",
         "callbacks.model_checkpoint.every_n_train_steps=1",
+        "callbacks.model_checkpoint.save_top_k=1",
         f"hydra.run.dir={run_dir}",
         *extra,
     ]
