@@ -2,6 +2,7 @@
 
     ecgjepa-embed encoder=<ckpt|run dir|export> input=<WFDB folder | manifest.csv | x.npy> output=<emb.npy>
                   [tokens=true] [normalize=false] [sampling_frequency=HZ] [source=NAME] [batch_size=64]
+                  [leads=[I,II]]
 
 ``input`` is a folder searched recursively for WFDB records, or a manifest CSV listing array files (columns
 ``file, sampling_rate, leads``, as for ``python -m data_prep folder``): each record is read and prepared as every
@@ -17,6 +18,9 @@ pre-trained on several sources) and conditioned as its method asks (ST-MEM's ban
 standardisation); ``normalize=false`` passes model-ready arrays unchanged. The output is (N, D): the mean of the
 tokens, or with ``tokens=true`` (N, tokens, D): every token after the final LayerNorm, registers and separators
 dropped (records of one length only).
+
+``leads`` (default: the export's ``leads``, else all twelve) names the leads used, e.g. ``leads=[I]`` for a single-lead
+wearable: records need only those, and the others enter the encoder as zeros after normalisation (the mean).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tqdm import tqdm
 from ecgjepa.cli import command, parse_key_values
 from ecgjepa.core.dump_format import REJECTS_COLUMNS
 from ecgjepa.core.files import save_npy_atomic, write_text_atomic
+from ecgjepa.core.leads import CANONICAL_LEADS, lead_mask, lead_subset
 from ecgjepa.core.manifest import input_records
 from ecgjepa.core.records import folder_spec, load_npy, prepared_records
 from ecgjepa.core.signal import resample
@@ -45,7 +50,7 @@ from ecgjepa.models import ModelConfig
 from ecgjepa.models.backbones import EncoderConfig
 from ecgjepa.utils.paths import conf_dir
 
-OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size"}
+OPTIONS = {"encoder", "input", "output", "tokens", "normalize", "sampling_frequency", "source", "batch_size", "leads"}
 
 
 def paper_constants() -> dict[str, dict[str, list[float]]]:
@@ -112,14 +117,18 @@ def check_length(samples: int, cfg: EncoderConfig) -> None:
 
 
 def record_inputs(
-    path: Path, target_fs: float, cfg: EncoderConfig, rejects: list[tuple[str, str]]
+    path: Path,
+    target_fs: float,
+    cfg: EncoderConfig,
+    rejects: list[tuple[str, str]],
+    leads: tuple[str, ...] = CANONICAL_LEADS,
 ) -> Iterator[tuple[str, np.ndarray]]:
-    """(record id, (12, T) float32 at ``target_fs``) of every usable record under ``input``, T the first
-    ``channel_size`` samples rounded down to whole patches (a baseline network: the whole record); the others go to
-    ``rejects``."""
+    """(record id, (12, T) float32 at ``target_fs``) of every usable record under ``input`` (one holding ``leads``),
+    T the first ``channel_size`` samples rounded down to whole patches (a baseline network: the whole record); the
+    others go to ``rejects``."""
     granule, most = input_rule(cfg)
     refs, base = input_records(path, None)
-    spec = folder_spec("embed", granule / target_fs)
+    spec = folder_spec("embed", granule / target_fs, leads)
     records = prepared_records(refs, base, spec, rejects)
     for record_id, x in tqdm(records, total=len(refs), unit="record", disable=not sys.stderr.isatty()):
         x = resample(x.astype(np.float32), 500, target_fs)  # the reader prepares records at 500 Hz
@@ -171,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if normalize
         else None
     )
+    leads = lead_subset(args.get("leads") or resolved.preprocess.get("leads"))
     source, output = Path(args["input"]), Path(args["output"])
     rejects: list[tuple[str, str]] = []
     if source.suffix == ".npy":
@@ -178,16 +188,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         x = read_arrays(source, fs, target_fs)
         inputs = [(f"{source.name}[{i}]", row) for i, row in enumerate(x)]
     else:
-        inputs = list(record_inputs(source, target_fs, cfg, rejects))
+        inputs = list(record_inputs(source, target_fs, cfg, rejects, leads))
     if not inputs:
         raise ValueError(f"input={source}: no usable record ({len(rejects)} rejected: {rejects[:3]})")
     for _, x in inputs:
         check_length(x.shape[-1], cfg)
+    mask = lead_mask(leads)[:, None]
     if constants is not None:
-        inputs = [(rid, normalise(x, constants["mean"][:, None], constants["std"][:, None])) for rid, x in inputs]
+        mean, std = constants["mean"][:, None], constants["std"][:, None]
+        inputs = [(rid, normalise(x, mean, std) * mask) for rid, x in inputs]
         conditioning = Conditioning(cfg.band_pass, cfg.standardise)
         if conditioning.active:
             inputs = [(rid, conditioning(x, target_fs)) for rid, x in inputs]
+    elif len(leads) < len(CANONICAL_LEADS):
+        inputs = [(rid, x * mask) for rid, x in inputs]
     z = embed_records(
         encoder, [(rid, x.astype(np.float32)) for rid, x in inputs], tokens, int(args.get("batch_size", 64))
     )

@@ -300,6 +300,8 @@ def predictor_description(
         "thresholds": None if thresholds is None else thresholds.tolist(),
         "sampling_frequency": datamodule.fs,
         "record_samples": datamodule.length,
+        "min_record_samples": datamodule.min_length,
+        "leads": list(datamodule.leads),
         "input_rate": datamodule.input_rate,
         "band_pass": list(datamodule.conditioning.band_pass) if datamodule.conditioning.band_pass else None,
         "standardise": datamodule.conditioning.standardise,

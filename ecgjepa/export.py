@@ -1,8 +1,10 @@
-"""``ecgjepa-export <checkpoint | run dir> <out dir>``: a self-contained encoder folder.
+"""``ecgjepa-export <checkpoint | run dir> <out dir> [leads=[I,II]]``: a self-contained encoder folder.
 
 Writes the encoder export (:mod:`ecgjepa.formats.export`: ``model.safetensors`` with the EMA target encoder and
 ``config.json`` with model sizes, input conventions, normalisation constants, pre-training data and step) and a
 model card ``README.md`` with the evaluation results found for this encoder. :func:`load_encoder` reads it back.
+``leads`` declares the lead subset the encoder is meant for (``config.json`` → ``input.leads_used``, the default of
+``ecgjepa-embed``): the other leads enter it as zeros after normalisation.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import nn
 
 from ecgjepa.cli import UsageError, command
 from ecgjepa.core.files import copy_atomic, write_text_atomic
+from ecgjepa.core.leads import CANONICAL_LEADS, lead_subset
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
 from ecgjepa.formats.files import CheckpointError
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
@@ -38,6 +41,8 @@ def description_of(resolved: ResolvedEncoder) -> dict[str, Any]:
         "layout": resolved.layout,
         "method": resolved.method,
     }
+    if (data.get("lead_dropout") or {}).get("probability"):
+        pretraining["lead_dropout"] = data["lead_dropout"]
     return export_description(resolved.config, preprocess, pretraining)
 
 
@@ -100,6 +105,14 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
         whom = "the whole ECG" if m["standardise"] == "ecg" else "each lead"
         steps.append(f"{whom} standardised to zero mean and unit variance")
     conditioning = f"; then {' and '.join(steps)}" if steps else ""
+    used = inp.get("leads_used") or inp["leads"]
+    if len(used) < len(inp["leads"]):
+        leads_line = f"* leads used: {', '.join(used)}; the others enter as zeros after normalisation (the mean)"
+    else:
+        leads_line = "* leads used: all twelve (`leads=` of `ecgjepa-embed` and `ecgjepa-eval` takes a subset)"
+    dropout = config["pretraining"].get("lead_dropout")
+    if dropout:
+        leads_line += f"; pre-trained with lead dropout {dropout}"
     lines = [
         f"# ECG encoder ({m['name']}, method={method})",
         "",
@@ -107,6 +120,7 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "`ecgjepa-export`.",
         "",
         *architecture,
+        leads_line,
         f"* normalisation: {inp['normalisation']} (`config.json` → `normalisation`){conditioning}",
         f"* pre-training data: {config['pretraining']['data']}, step {config['pretraining']['step']}",
         "",
@@ -133,8 +147,9 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(source: str | Path, out_dir: str | Path) -> Path:
-    """Export the encoder of ``source`` (a checkpoint, run directory or export) into ``out_dir``."""
+def export(source: str | Path, out_dir: str | Path, leads: Sequence[str] | str | None = None) -> Path:
+    """Export the encoder of ``source`` (a checkpoint, run directory or export) into ``out_dir``, meant for the
+    lead subset ``leads`` (None: the source's, all twelve for a checkpoint)."""
     resolved = resolve_encoder(source)
     if resolved.classifier_state is not None:
         raise CheckpointError(
@@ -143,13 +158,18 @@ def export(source: str | Path, out_dir: str | Path) -> Path:
     run_dir = Path(source) if Path(source).is_dir() else resolved.source.parent.parent
     out = Path(out_dir)
     description = description_of(resolved)
+    used = list(lead_subset(leads if leads is not None else description["input"].get("leads_used")))
+    changed = used != description["input"].get("leads_used", list(CANONICAL_LEADS))
+    description["input"]["leads_used"] = used
     if resolved.layout == "export" and resolved.source.resolve() != out.resolve():
         out.mkdir(parents=True, exist_ok=True)
         folder = resolved.source if resolved.source.is_dir() else resolved.source.parent
-        for name in ("model.safetensors", CONFIG):
-            copy_atomic(folder / name, out / name)
+        copy_atomic(folder / "model.safetensors", out / "model.safetensors")
+        write_text_atomic(out / CONFIG, json.dumps(description, indent=2) + "\n")
     elif resolved.layout != "export":
         write_export(out, resolved.state, description)
+    elif changed:
+        write_text_atomic(out / CONFIG, json.dumps(description, indent=2) + "\n")
     write_text_atomic(out / "README.md", model_card(description, find_results(run_dir, resolved.source)))
     return out
 
@@ -163,9 +183,10 @@ def load_encoder(path: str | Path) -> nn.Module:
 @command("ecgjepa-export")
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2:
-        raise UsageError("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR")
-    out = export(args[0], args[1])
+    options = dict(arg.split("=", 1) for arg in args[2:] if "=" in arg)
+    if len(args) < 2 or len(args) - 2 != len(options) or set(options) - {"leads"}:
+        raise UsageError("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR [leads=[I,II]]")
+    out = export(args[0], args[1], options.get("leads"))
     print(f"wrote {out}/model.safetensors, config.json and README.md")
 
 

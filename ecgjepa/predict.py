@@ -6,12 +6,13 @@
 ``input`` is a folder searched recursively for WFDB records, a manifest CSV listing array files (columns
 ``file, sampling_rate, leads``, as for ``python -m data_prep folder``), or a ``.npy`` of shape (N, 12, T) in the
 canonical lead order at ``sampling_frequency`` (default 500 Hz). Each record is prepared exactly as the run's
-evaluation data was: leads matched by name, resampled to the run's rate, its first 10 s (the run's record
-length) kept, each lead z-scored with the run's training-fold statistics, clipped to +-5, and the logits of the
-run's strided crops averaged. ``output`` gets one row per record: its id, one probability column per class
-(named by the class) and ``labels``: the classes at or above their thresholds (chosen for the best validation
-F1 and stored in the run's ``predictor.json``), or the most probable class of a single-label task; a regression
-run gives one column, named by its target, in the target's units. Records that
+evaluation data was: leads matched by name (a run on a lead subset, ``leads=``, needs only those and zeroes the
+others), resampled to the run's rate, its first seconds up to the run's ``record_duration`` kept (a record
+shorter than one crop is rejected), each lead z-scored with the run's training-fold statistics, clipped to +-5,
+and the logits of the crops that fit in it averaged. ``output`` gets one row per record: its id, one probability
+column per class (named by the class) and ``labels``: the classes at or above their thresholds (chosen for the best
+validation F1 and stored in the run's ``predictor.json``), or the most probable class of a single-label task; a
+regression run gives one column, named by its target, in the target's units. Records that
 cannot be used are listed with the reason in ``<output stem>_rejects.csv``; the others are still predicted. With
 ``explain=true`` the most probable class of each record is explained by integrated gradients into
 ``<output stem>_explanations/`` (the files ``ecgjepa-explain`` writes).
@@ -32,6 +33,7 @@ from ecgjepa.cli import command, parse_key_values
 from ecgjepa.core.dump_format import REJECTS_COLUMNS
 from ecgjepa.core.files import write_text_atomic
 from ecgjepa.core.manifest import input_records
+from ecgjepa.data.labelled import pad_records
 from ecgjepa.explain import DEFAULT_STEPS, write_explanations
 from ecgjepa.modules.classifier import ClassifierModule
 from ecgjepa.runs import load_run, prepared
@@ -47,9 +49,9 @@ def predict(module: ClassifierModule, inputs: Iterable[tuple[str, np.ndarray]], 
 
     def flush() -> None:
         if batch:
-            probabilities.append(
-                module.outputs(module.inference_logits(torch.from_numpy(np.stack(batch))).float()).numpy()
-            )
+            padded, lengths = pad_records([torch.from_numpy(x) for x in batch])
+            logits = module.inference_logits(padded, lengths)
+            probabilities.append(module.outputs(logits.float()).numpy())
             batch.clear()
 
     for record_id, x in inputs:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgjepa.core.leads import lead_mask, lead_subset
 from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
 from ecgjepa.data.labelled import model_input
 from ecgjepa.data.transforms import Conditioning
@@ -38,12 +39,17 @@ def load_run(run_dir: Path) -> tuple[ClassifierModule, dict[str, Any]]:
 def prepared(
     refs: list[RecordRef], base: Path, predictor: dict[str, Any], rejects: list[tuple[str, str]]
 ) -> Iterator[tuple[str, np.ndarray]]:
-    """(record id, model input) of every usable record; the others go to ``rejects`` with the reason."""
-    spec = folder_spec("predict", predictor["record_samples"] / predictor["sampling_frequency"])
-    mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
+    """(record id, model input) of every usable record: its leads of the run (``leads``; the others zero), from
+    one crop up to the run's record length; the others go to ``rejects`` with the reason."""
     fs = predictor["sampling_frequency"]
+    # runs written before records of any length and lead subsets: whole records of all twelve leads
+    shortest = predictor.get("min_record_samples", predictor["record_samples"])
+    leads = lead_subset(predictor.get("leads"))
+    spec = folder_spec("predict", shortest / fs, leads)
+    mean, std = np.asarray(predictor["mean"], np.float32), np.asarray(predictor["std"], np.float32)
     input_rate = predictor.get("input_rate", fs)  # runs written before models declared their rate: the dumps'
     band_pass = predictor.get("band_pass")
     conditioning = Conditioning(tuple(band_pass) if band_pass else None, predictor.get("standardise", "dataset"))
     for record_id, x in prepared_records(refs, base, spec, rejects):
-        yield record_id, model_input(x[: predictor["record_samples"]], mean, std, fs, input_rate, conditioning)
+        x = x[: predictor["record_samples"]]
+        yield record_id, model_input(x, mean, std, fs, input_rate, conditioning, lead_mask(leads))

@@ -21,7 +21,7 @@ from ecgjepa.core.records import read_wfdb
 from ecgjepa.embed import main as embed_main
 from ecgjepa.eval import run
 from ecgjepa.formats.files import CheckpointError
-from ecgjepa.modules.classifier import ClassifierModule, crop_batch
+from ecgjepa.modules.classifier import ClassifierModule, crop_batch, crop_starts
 from ecgjepa.utils.hydra import load_group_option
 from tests.helpers import DATA, REPO, OriginalFixture, env_for, model_config
 
@@ -166,16 +166,36 @@ def test_size_mismatch_is_refused(eval_cfg, tiny_encoder_run: Path, tmp_path: Pa
 
 def test_seven_crops_and_logit_averaging() -> None:
     x = torch.arange(2 * 12 * 5000, dtype=torch.float32).view(2, 12, 5000)
-    crops = crop_batch(x, 1250, 625)
-    assert crops.shape == (2, 7, 12, 1250)
-    assert torch.equal(crops[1, 3], x[1, :, 1875:3125])
+    crops, counts = crop_batch(x, None, 1250, 625)
+    assert crops.shape == (14, 12, 1250) and counts == [7, 7]
+    assert torch.equal(crops[7 + 3], x[1, :, 1875:3125])
     cfg = model_config(depth=1)
     module = ClassifierModule(cfg.to_dict(), PROTOCOL_LINEAR, 3, "multilabel", 500).eval()
     with torch.no_grad():
-        per_crop = torch.stack([module.model(crops[:, k]) for k in range(7)], dim=1)
+        per_crop = torch.stack([module.model(crops[k::7]) for k in range(7)], dim=1)
         torch.testing.assert_close(module(x), per_crop.mean(dim=1), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="longer than the record"):
-        crop_batch(x[..., :1000], 1250, 625)
+        crop_batch(x[..., :1000], None, 1250, 625)
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(2.5, 1), (8.0, 5), (10.0, 7), (20.0, 15)])
+def test_crops_that_fit_a_record_of_any_length(seconds: float, expected: int) -> None:
+    length = round(seconds * 500)
+    starts = crop_starts(length, 1250, 625)
+    assert len(starts) == expected and starts[0] == 0 and starts[-1] == length - 1250
+    assert all(625 <= b - a < 1250 for a, b in zip(starts, starts[1:], strict=False))  # every sample covered
+
+
+def test_a_padded_batch_averages_each_records_own_crops() -> None:
+    """A batch of an 8 s and a 10 s record (padded to 10 s) gives the logits of each record alone."""
+    torch.manual_seed(0)
+    module = ClassifierModule(model_config(depth=1).to_dict(), PROTOCOL_LINEAR, 3, "multilabel", 500).eval()
+    short, long = torch.randn(1, 12, 4000), torch.randn(1, 12, 5000)
+    padded = torch.cat([torch.nn.functional.pad(short, (0, 1000)), long])
+    with torch.no_grad():
+        together = module(padded, torch.tensor([4000, 5000]))
+        torch.testing.assert_close(together[0], module(short)[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(together[1], module(long)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_embed_reproduces_the_golden_tokens(tmp_path: Path, original: OriginalFixture) -> None:

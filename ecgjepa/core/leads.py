@@ -40,3 +40,52 @@ def lead_permutation(native_leads: Sequence[str], target: Sequence[str] = CANONI
             problems.append(f"duplicated leads {duplicated}")
         raise ValueError(f"cannot map leads {list(native_leads)} to {list(target)}: {'; '.join(problems)}")
     return np.array([native.index(name) for name in wanted], dtype=np.intp)
+
+
+LEAD_SETS_HELP = "a list of lead names such as [I], [I,II], [I,II,III,AVR,AVL,AVF] or [I,II,V1,V2,V3,V4,V5,V6]"
+
+
+def lead_subset(names: Sequence[str] | str | None, key: str = "leads") -> tuple[str, ...]:
+    """The leads of a ``leads=`` value in canonical order (every lead for None); ValueError naming ``key`` and the
+    unknown or repeated names otherwise. ``"I,II"`` and ``["I", "II"]`` are the same subset."""
+    if names is None:
+        return CANONICAL_LEADS
+    if isinstance(names, str):
+        names = [name for name in names.strip("[]").split(",") if name.strip()]
+    keys = [lead_key(str(name)) for name in names]
+    unknown = unknown_leads([str(name) for name in names])
+    repeated = sorted({name for name in keys if keys.count(name) > 1})
+    if unknown or repeated or not keys:
+        problem = f"unknown {unknown}" if unknown else f"repeated {repeated}" if repeated else "no lead"
+        raise ValueError(f"{key}: {problem}; expected {LEAD_SETS_HELP} (any of {list(CANONICAL_LEADS)})")
+    return tuple(lead for lead in CANONICAL_LEADS if lead_key(lead) in keys)
+
+
+def lead_mask(subset: Sequence[str]) -> np.ndarray:
+    """(12,) float32: 1 for the canonical leads in ``subset``, 0 for the others (zeroed after normalisation)."""
+    keys = {lead_key(name) for name in subset}
+    return np.array([lead_key(lead) in keys for lead in CANONICAL_LEADS], dtype=np.float32)
+
+
+def lead_columns(native_leads: Sequence[str], required: Sequence[str] = CANONICAL_LEADS) -> np.ndarray:
+    """For each canonical lead, its column among ``native_leads``, or -1 where it is absent and not ``required``.
+
+    Raises `ValueError` naming the required leads a record lacks (and how to let it through), or its unknown or
+    duplicated leads.
+    """
+    native = [lead_key(name) for name in native_leads]
+    required_keys = {lead_key(name) for name in required}
+    absent = [lead for lead in CANONICAL_LEADS if lead_key(lead) not in native]
+    missing = [lead for lead in absent if lead_key(lead) in required_keys]
+    if missing and len(required_keys) < len(CANONICAL_LEADS):
+        raise ValueError(f"missing leads {missing} of leads={list(required)} (the record holds {list(native_leads)})")
+    if missing:
+        held = ",".join(lead for lead in CANONICAL_LEADS if lead not in absent)
+        raise ValueError(
+            f"missing leads {missing} (the record holds {list(native_leads)}); to use records of fewer leads, "
+            f"pass leads=[{held}] or another subset of the leads it holds"
+        )
+    present = [lead for lead in CANONICAL_LEADS if lead not in absent]
+    columns = np.full(len(CANONICAL_LEADS), -1, dtype=np.intp)
+    columns[[CANONICAL_LEADS.index(lead) for lead in present]] = lead_permutation(native_leads, present)
+    return columns

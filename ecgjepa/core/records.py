@@ -20,7 +20,7 @@ import numpy as np
 import wfdb
 
 from ecgjepa.core.errors import UserError
-from ecgjepa.core.leads import CANONICAL_LEADS, lead_permutation
+from ecgjepa.core.leads import CANONICAL_LEADS, lead_columns
 from ecgjepa.core.signal import interpolate_nans, remove_baseline_wander, resample
 
 TARGET_FS = 500  # Hz of every dump
@@ -174,6 +174,8 @@ class SourceSpec:
         min_length: records shorter than this many 500 Hz samples are rejected.
         metadata_files: raw metadata files copied next to the dump (PTB-XL: labels and folds).
         stats_folds: the folds whose records the dump's per-lead statistics cover (None: every record).
+        required_leads: the leads every record must hold; the others may be absent and are dumped as zeros
+            (``leads=`` of the commands that read one's own records).
     """
 
     slug: str
@@ -187,6 +189,7 @@ class SourceSpec:
     min_length: int = 1
     metadata_files: tuple[str, ...] = ()
     stats_folds: tuple[int, ...] | None = None
+    required_leads: tuple[str, ...] = CANONICAL_LEADS
 
     @property
     def default_chunk_size(self) -> int:
@@ -199,9 +202,9 @@ FOLDER_LAYOUT = (
 )
 
 
-def folder_spec(name: str, min_seconds: float) -> SourceSpec:
+def folder_spec(name: str, min_seconds: float, leads: tuple[str, ...] = CANONICAL_LEADS) -> SourceSpec:
     """The spec of a folder of one's own records dumped as source ``name``: any sampling rate, lead order and
-    length; records shorter than ``min_seconds`` are rejected."""
+    length; records shorter than ``min_seconds`` or without one of ``leads`` are rejected."""
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"--name: expected letters, digits, '_' or '-', got {name!r}")
     return SourceSpec(
@@ -213,6 +216,7 @@ def folder_spec(name: str, min_seconds: float) -> SourceSpec:
         (),
         FOLDER_LAYOUT,
         min_length=max(1, round(min_seconds * TARGET_FS)),
+        required_leads=leads,
     )
 
 
@@ -220,19 +224,26 @@ def prepare_record(raw: RawRecord, spec: SourceSpec) -> np.ndarray:
     """Turn a raw record into the dumped form: float16, (samples at 500 Hz, 12), canonical lead order.
 
     Order of operations as in the original: cast to float16, [CODE-15 / St-Petersburg: interpolate
-    NaNs and remove baseline wander at native fs], interpolate NaNs, FFT-resample to 500 Hz, reorder.
-    Raises `ValueError` with a readable reason when the record must be rejected.
+    NaNs and remove baseline wander at native fs], interpolate NaNs, FFT-resample to 500 Hz, reorder. A lead the
+    record lacks outside ``spec.required_leads`` is dumped as zeros. Raises `ValueError` with a readable reason
+    when the record must be rejected.
     """
     # NOTE(parity): leads are matched by the header's names; the original indexes them by each source's fixed
     # lead order (ECG-JEPA data/datasets/*.py).
-    perm = lead_permutation(raw.leads)
+    columns = lead_columns(raw.leads, spec.required_leads)
     if raw.signal.ndim != 2 or raw.signal.shape[0] == 0:
         raise ValueError(f"no samples (signal shape {raw.signal.shape})")
     x = raw.signal.astype(np.float16)
     if spec.remove_baseline:
         x = remove_baseline_wander(interpolate_nans(x), raw.fs)
     x = resample(interpolate_nans(x), raw.fs, TARGET_FS)
-    x = np.ascontiguousarray(x[:, perm])
+    held = columns >= 0
+    if held.all():
+        x = np.ascontiguousarray(x[:, columns])
+    else:
+        out = np.zeros((x.shape[0], len(CANONICAL_LEADS)), dtype=x.dtype)
+        out[:, held] = x[:, columns[held]]
+        x = out
     if x.shape[0] < spec.min_length:
         raise ValueError(f"too short: {x.shape[0]} samples at {TARGET_FS} Hz < {spec.min_length}")
     if not np.isfinite(x).all():

@@ -24,6 +24,7 @@ import logging
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -190,22 +191,25 @@ class CSVDataModule(LabelledDataModule):
         name = f"{stem}-{hashlib.sha256(str(self.path).encode()).hexdigest()[:8]}"
         meta = root / name / "meta.json"
         digest = records_digest(refs)
-        spec = folder_spec(name, self.length / self.fs)
+        spec = folder_spec(name, self.min_length / self.fs, self.leads)
+        options = {"records_sha256": digest, "leads": list(self.leads), "min_samples": self.min_length}
         (root / name).mkdir(parents=True, exist_ok=True)
         # One process dumps; the other ranks of a multi-process run wait and find the finished dump.
         with FileLock(root / name / ".lock"):
-            stale = meta.is_file() and json.loads(meta.read_text()).get("options") != {"records_sha256": digest}
-            self._dump_records(root, spec, refs, digest, stale)
+            stale = meta.is_file() and json.loads(meta.read_text()).get("options") != options
+            self._dump_records(root, spec, refs, options, stale)
         return self.check_dump(SourceDump(root, name))
 
-    def _dump_records(self, root: Path, spec: SourceSpec, refs: list[RecordRef], digest: str, force: bool) -> None:
+    def _dump_records(
+        self, root: Path, spec: SourceSpec, refs: list[RecordRef], options: dict[str, Any], force: bool
+    ) -> None:
         try:
             dump_records(
                 spec,
                 self.path.parent,
                 root,
                 refs,
-                options={"records_sha256": digest},
+                options=options,
                 force=force,
                 workers=max(1, self.num_workers),
                 progress=sys.stderr.isatty(),

@@ -2,14 +2,17 @@
 stratified training subset, train-fold normalisation, random training crops and whole-record evaluation.
 
 A dataset (PTB-XL, a CSV of one's own labels, the Challenge 2021 sources) only says which dumped records
-carry which labels, in :meth:`LabelledDataModule.load_records`. Training draws one random crop of
-``crop_duration`` seconds per record; validation and test return the first ``record_duration`` seconds of
-each record, which :class:`~ecgjepa.modules.classifier.ClassifierModule` cuts into strided crops.
+carry which labels, in :meth:`LabelledDataModule.load_records`. A record of any length from one crop up is used,
+up to ``record_duration`` seconds of it (the first ones). Training draws one random crop of ``crop_duration``
+seconds per record; validation and test return the whole record (a batch padded to its longest, with each
+record's length), which :class:`~ecgjepa.modules.classifier.ClassifierModule` cuts into the crops that fit.
+With ``leads`` a subset, the other leads are zero after normalisation (the mean).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ecgjepa.core.dump_reader import SourceDump
 from ecgjepa.core.errors import DumpError
-from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.core.leads import CANONICAL_LEADS, lead_mask, lead_subset
 from ecgjepa.core.signal import resample
 from ecgjepa.data.kinds import KINDS, TaskKind, task_kind
 from ecgjepa.data.splits import check_classes_present, split_by_folds, undefined_auroc_classes
@@ -96,10 +99,13 @@ def listed(names: Sequence[object], limit: int = 5) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def normalise_record(x: np.ndarray, mean: np.ndarray, std: np.ndarray, leads: np.ndarray | None = None) -> np.ndarray:
     """(samples, 12) dumped float16 values -> (12, samples) float32 model input: z-scored per lead with the
-    training folds' statistics in float32, clipped to +-5 and rounded to float16."""
+    training folds' statistics in float32, clipped to +-5 and rounded to float16; the leads where the (12,) mask
+    ``leads`` is 0 are then zero."""
     x = normalise(x.astype(np.float32), mean.astype(np.float32), std.astype(np.float32))
+    if leads is not None and not leads.all():
+        x = x * leads
     return np.ascontiguousarray(x.astype(np.float16).astype(np.float32).T)
 
 
@@ -110,34 +116,64 @@ def model_input(
     fs: float,
     input_rate: float,
     conditioning: Conditioning | None = None,
+    leads: np.ndarray | None = None,
 ) -> np.ndarray:
     """(samples, 12) dumped values at ``fs`` -> (12, samples) float32 at the model's ``input_rate``: normalised
-    (:func:`normalise_record`), FFT-resampled where the rates differ, then conditioned as the model asks
-    (``conditioning``: band-pass, standardisation); training, evaluation and ``ecgjepa-predict`` alike."""
-    x = normalise_record(x, mean, std)
+    (:func:`normalise_record`, the leads outside the mask ``leads`` zeroed), FFT-resampled where the rates differ,
+    then conditioned as the model asks (``conditioning``: band-pass, standardisation); training, evaluation and
+    ``ecgjepa-predict`` alike."""
+    x = normalise_record(x, mean, std, leads)
     if input_rate != fs:
         x = np.ascontiguousarray(resample(x.T, fs, input_rate).T, dtype=np.float32)
     return conditioning(x, input_rate) if conditioning is not None and conditioning.active else x
 
 
-def train_statistics(records: DumpRecords, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-lead mean and population std over every sample of the training records (float64 sums)."""
+def train_statistics(
+    records: DumpRecords, max_length: int, leads: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead mean and population std over every sample used of the training records (their first
+    ``max_length``; float64 sums). A lead outside the mask ``leads`` gets mean 0 and std 1: it is zeroed anyway."""
     total = np.zeros(len(CANONICAL_LEADS))
     total_sq = np.zeros(len(CANONICAL_LEADS))
-    for i in range(len(records)):
-        x = records.read(i, 0, length).astype(np.float64)
+    lengths = np.minimum(records.lengths(), max_length)
+    for i, length in enumerate(lengths):
+        x = records.read(i, 0, int(length)).astype(np.float64)
         total += x.sum(axis=0)
         total_sq += np.square(x).sum(axis=0)
-    n = len(records) * length
+    n = max(int(lengths.sum()), 1)
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
-    if (std <= 0).any():
-        raise DumpError(f"{records.dumps[0].signals_path}: a lead has zero variance over the training folds")
+    used = np.ones(len(CANONICAL_LEADS), dtype=bool) if leads is None else leads.astype(bool)
+    mean[~used], std[~used] = 0.0, 1.0
+    if (std[used] <= 0).any():
+        flat = [lead for lead, s in zip(CANONICAL_LEADS, std, strict=True) if s <= 0]
+        raise DumpError(
+            f"{records.dumps[0].signals_path}: lead(s) {flat} have zero variance over the training folds; "
+            "leave them out with leads=[...] if the records do not hold them"
+        )
     return mean, std
 
 
+def pad_records(signals: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(leads, samples) records of different lengths -> ``(batch (B, leads, longest) zero-padded, lengths (B,))``."""
+    lengths = torch.tensor([x.shape[-1] for x in signals], dtype=torch.int64)
+    batch = torch.zeros(len(signals), signals[0].shape[0], int(lengths.max()))
+    for row, x in enumerate(signals):
+        batch[row, :, : x.shape[-1]] = x
+    return batch, lengths
+
+
+def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[torch.Tensor, ...]:
+    """Collate records of different lengths: ``(signals (B, 12, longest) zero-padded, targets, positions,
+    lengths)``."""
+    signals, lengths = pad_records([x for x, _, _ in items])
+    targets = torch.stack([target for _, target, _ in items])
+    return signals, targets, torch.tensor([i for _, _, i in items], dtype=torch.int64), lengths
+
+
 class RecordDataset(Dataset):
-    """Normalised records of one split at the model's rate: ``(signal (12, T) float32, target (C,), position)``.
+    """Normalised records of one split at the model's rate: ``(signal (12, T) float32, target (C,), position)``,
+    ``T`` the record's samples up to ``length`` (at the dumps' rate) resampled to ``input_rate``.
 
     With ``crop`` set (samples at ``input_rate``), each item is a random crop of that many samples (training).
     """
@@ -153,24 +189,28 @@ class RecordDataset(Dataset):
         fs: int = 500,
         input_rate: int = 500,
         conditioning: Conditioning | None = None,
+        leads: np.ndarray | None = None,
     ) -> None:
         self.records, self.targets = records, targets
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
-        self.length, self.crop, self.fs, self.input_rate = length, crop, fs, input_rate
+        self.lengths = np.minimum(records.lengths(), length)
+        self.crop, self.fs, self.input_rate = crop, fs, input_rate
         self.conditioning = conditioning or Conditioning()
+        self.leads = leads
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        length = int(self.lengths[i])
         if self.input_rate == self.fs and not self.conditioning.active:  # only the crop is read from the dump
-            offset, size = 0, self.length
+            offset, size = 0, length
             if self.crop is not None:
-                offset, size = int(np.random.randint(self.length - self.crop + 1)), self.crop
-            x = normalise_record(self.records.read(i, offset, size), self.mean, self.std)
+                offset, size = int(np.random.randint(length - self.crop + 1)), self.crop
+            x = normalise_record(self.records.read(i, offset, size), self.mean, self.std, self.leads)
         else:
-            record = self.records.read(i, 0, self.length)
-            x = model_input(record, self.mean, self.std, self.fs, self.input_rate, self.conditioning)
+            record = self.records.read(i, 0, length)
+            x = model_input(record, self.mean, self.std, self.fs, self.input_rate, self.conditioning, self.leads)
             if self.crop is not None:
                 offset = int(np.random.randint(x.shape[-1] - self.crop + 1))
                 x = np.ascontiguousarray(x[:, offset : offset + self.crop])
@@ -188,7 +228,10 @@ class LabelledDataModule(L.LightningDataModule):
         crop_duration: seconds of the random training crop; null = whole records. ``crop_stride`` (the
             evaluation crops' stride, applied by the module) is accepted so the protocol's crop settings
             travel together.
-        sampling_frequency, record_duration: the dumps' rate (Hz) and the seconds of each record used.
+        sampling_frequency, record_duration: the dumps' rate (Hz) and the most seconds of a record used (its first
+            ones). A shorter record is used whole down to one crop (``crop_duration``; whole-record protocols,
+            without crops, leave out records shorter than ``record_duration``).
+        leads: the leads used (null = all twelve); the others are zero after normalisation.
         input_rate: the rate (Hz) the model takes: records are resampled to it before cropping; null = the dumps'.
         batch_size, num_workers, pin_memory: loaders.
         absent_classes: 'error' refuses a class without a positive (or negative) record in the validation or
@@ -220,9 +263,12 @@ class LabelledDataModule(L.LightningDataModule):
         input_rate: int | None = None,
         band_pass: list[float] | None = None,
         standardise: str = "dataset",
+        leads: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
+        self.leads = lead_subset(leads)
+        self.lead_mask = lead_mask(self.leads)
         if kind not in KINDS:
             raise ValueError(f"dataset.kind: expected one of {tuple(KINDS)}, got {kind!r}")
         if absent_classes not in ("error", "drop"):
@@ -318,7 +364,7 @@ class LabelledDataModule(L.LightningDataModule):
             )
         self.classes = labelled.classes
         self.ids = {name: labelled.ids[idx] for name, idx in splits.items()}
-        self.mean, self.std = train_statistics(labelled.records.subset(splits["train"]), self.length)
+        self.mean, self.std = train_statistics(labelled.records.subset(splits["train"]), self.length, self.lead_mask)
         for name, idx in splits.items():
             crop = self.crop if name == "train" else None
             part = labelled.subset(idx)
@@ -332,18 +378,27 @@ class LabelledDataModule(L.LightningDataModule):
                 self.fs,
                 self.input_rate,
                 self.conditioning,
+                self.lead_mask,
             )
 
+    @property
+    def min_length(self) -> int:
+        """The fewest samples (at the dumps' rate) of a usable record: one crop, or the whole ``record_duration``
+        without crops."""
+        if self.crop is None:
+            return self.length
+        return min(self.length, math.ceil(self.crop * self.fs / self.input_rate))
+
     def _without_short_records(self, labelled: LabelledRecords) -> LabelledRecords:
-        short = labelled.records.lengths() < self.length
+        short = labelled.records.lengths() < self.min_length
         if short.all():
-            raise DumpError(f"{self.task}: every record is shorter than {self.length} samples")
+            raise DumpError(f"{self.task}: every record is shorter than {self.min_length} samples")
         if short.any():
             log.warning(
                 "%s: leaving out %d record(s) shorter than %d samples: %s",
                 self.task,
                 short.sum(),
-                self.length,
+                self.min_length,
                 listed(labelled.ids[short]),
             )
         return labelled.subset(np.flatnonzero(~short))
@@ -398,6 +453,7 @@ class LabelledDataModule(L.LightningDataModule):
             drop_last=train and len(self.datasets[name]) >= self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            collate_fn=pad_batch,
             persistent_workers=self.num_workers > 0,
         )
 

@@ -4,10 +4,14 @@ Each batch is a pure function of ``(seed, rank, batch index)``: a source is chos
 the configured weights, then a record uniformly (with replacement), then a random crop of
 ``channel_size`` samples. That makes runs reproducible, lets each DDP rank draw different samples,
 and lets a resumed run continue the exact sample stream from the restored global step.
+
+Records shorter than one crop (10 s for the paper's ViTs) are not pre-trained on, with a warning that counts
+them; evaluation and prediction use records of any length from one of their crops up.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -22,11 +26,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ecgjepa.core.dump_reader import SourceDump
 from ecgjepa.core.errors import DumpError
-from ecgjepa.core.leads import CANONICAL_LEADS
+from ecgjepa.core.leads import CANONICAL_LEADS, lead_mask, lead_subset
 from ecgjepa.core.signal import resample
 from ecgjepa.data.masks import BlockMaskSampler
 from ecgjepa.data.sample import require_data_dir
 from ecgjepa.data.transforms import Conditioning, normalise
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +44,43 @@ class SourceConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     dump: str | None = None  # folder name under data_dir; defaults to the source key
+
+
+@dataclass(frozen=True)
+class LeadDropout:
+    """Per sample, with ``probability``, keep only one of ``subsets`` (drawn uniformly) and zero the other leads
+    after normalisation, in the context and target views alike (see ``data.lead_dropout`` in
+    conf/data_base/pretrain.yaml). Drawn from its own stream of ``(seed, rank, batch index)``, so the crops are
+    those of a run without it and a resumed run draws the same subsets."""
+
+    probability: float = 0.0
+    subsets: tuple[tuple[str, ...], ...] = ()
+
+    STREAM = 0x1EAD  # the fourth word of the seed: a stream apart from the crops'
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> LeadDropout:
+        cfg = dict(cfg or {})
+        unknown = set(cfg) - {"probability", "subsets"}
+        if unknown:
+            raise ValueError(f"data.lead_dropout: unknown key(s) {sorted(unknown)}; expected probability, subsets")
+        probability = float(cfg.get("probability", 0.0))
+        if not 0 <= probability <= 1:
+            raise ValueError(f"data.lead_dropout.probability: expected a number in [0, 1], got {probability}")
+        subsets = tuple(lead_subset(s, "data.lead_dropout.subsets") for s in cfg.get("subsets") or ())
+        if probability > 0 and not subsets:
+            raise ValueError("data.lead_dropout.subsets: name at least one lead subset, e.g. [[I], [I, II]]")
+        return cls(probability, subsets)
+
+    def masks(self, batch_size: int, seed: int, rank: int, batch_index: int) -> np.ndarray | None:
+        """(B, 12) lead masks of one batch (1 kept, 0 zeroed), or None when lead dropout is off."""
+        if self.probability == 0:
+            return None
+        rng = np.random.default_rng([seed, rank, batch_index, self.STREAM])
+        dropped = rng.random(batch_size) < self.probability
+        chosen = rng.integers(len(self.subsets), size=batch_size)
+        table = np.stack([lead_mask(subset) for subset in self.subsets])
+        return np.where(dropped[:, None], table[chosen], np.float32(1))
 
 
 def parse_sources(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceConfig]:
@@ -91,9 +134,11 @@ class MixtureBatches(IterableDataset):
         fs: int = 500,
         input_rate: int | None = None,
         conditioning: Conditioning | None = None,
+        lead_dropout: LeadDropout | None = None,
     ) -> None:
         super().__init__()
         self.fs, self.input_rate = fs, input_rate or fs
+        self.lead_dropout = lead_dropout or LeadDropout()
         self.conditioning = conditioning or Conditioning()
         self.crop = round(channel_size * fs / self.input_rate)
         self.names = list(sources)
@@ -104,6 +149,15 @@ class MixtureBatches(IterableDataset):
             dump.select(sources[name].folds, min_length=self.crop, exclude_folds=holdout_folds)
             for name, dump in zip(self.names, self.dumps, strict=True)
         ]
+        for name, dump, rows in zip(self.names, self.dumps, self.rows, strict=True):
+            short = len(dump.select(sources[name].folds, exclude_folds=holdout_folds)) - len(rows)
+            if short:
+                log.warning(
+                    "source '%s': %d record(s) shorter than one crop (%d samples) are not pre-trained on",
+                    name,
+                    short,
+                    self.crop,
+                )
         self.mean = []
         self.std = []
         for name, dump in zip(self.names, self.dumps, strict=True):
@@ -141,6 +195,9 @@ class MixtureBatches(IterableDataset):
                 f"non-finite values in {dump.signals_path} record {dump.index['record_id'].iat[rows[i]]!r} "
                 f"(row {rows[i]}); the dump must be NaN-free: rebuild it with data_prep"
             )
+        kept = self.lead_dropout.masks(self.batch_size, self.seed, self.rank, batch_index)
+        if kept is not None:
+            x = x * kept[:, None, :].astype(x.dtype)
         if self.input_rate != self.fs:  # (B, T, 12) -> (T, B * 12) -> resampled -> (B, T', 12)
             b = x.shape[0]
             flat = resample(
@@ -186,6 +243,7 @@ class PretrainDataModule(L.LightningDataModule):
         input_rate: Hz of the model's input (null = ``sampling_frequency``, the dumps'); crops are resampled to it.
         band_pass, standardise: the input conditioning a method asks for (see :class:`Conditioning`).
         masks: draw JEPA's block masks with every batch (false: the method draws its own).
+        lead_dropout: ``{probability, subsets}``: see :class:`LeadDropout` (probability 0: off).
     """
 
     def __init__(
@@ -210,9 +268,11 @@ class PretrainDataModule(L.LightningDataModule):
         band_pass: list[float] | None = None,
         standardise: str = "dataset",
         masks: bool = True,
+        lead_dropout: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
+        self.lead_dropout = LeadDropout.from_config(lead_dropout)
         self.input_rate = input_rate or sampling_frequency
         if not 0 < self.input_rate <= sampling_frequency:
             raise ValueError(
@@ -291,6 +351,7 @@ class PretrainDataModule(L.LightningDataModule):
             self.sampling_frequency,
             self.input_rate,
             self.conditioning,
+            self.lead_dropout,
         )
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         workers = self.num_workers if self.num_workers is not None else min(16, os.cpu_count() or 1)

@@ -86,6 +86,7 @@ def load_encoder_state(path: str | Path) -> tuple[EncoderConfig, dict[str, torch
         preprocess = {
             "sampling_frequency": description["input"].get("sampling_frequency"),
             "normalisation": description.get("normalisation") or {},
+            "leads": description["input"].get("leads_used"),
         }
         pretraining = description.get("pretraining") or {}
         extras = {

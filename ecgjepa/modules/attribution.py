@@ -25,7 +25,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from ecgjepa.models import VisionTransformer
-from ecgjepa.modules.classifier import ClassifierModule, crop_batch
+from ecgjepa.modules.classifier import ClassifierModule, crop_batch, crop_starts
 
 METHODS = ("integrated_gradients", "attention")
 
@@ -76,13 +76,13 @@ def probe_attention(module: ClassifierModule, x: torch.Tensor, target: int) -> E
         raise ValueError("method=attention maps all-lead patch tokens to time: the run's encoder has other tokens")
     length, patch = x.shape[-1], encoder.patch_embed.patch_size
     crop, stride = (module.crop, module.stride) if module.crop is not None else (length, length)
-    windows = crop_batch(x.float(), crop, stride)[0]  # (K, leads, crop)
+    windows = crop_batch(x.float(), None, crop, stride)[0]  # (K, leads, crop)
     tokens = classifier.encode(windows)
     weights = classifier.attn_pool.attention_weights(tokens).mean(dim=1)  # (K, registers + patches)
     registers = tokens.shape[1] - crop // patch
     per_sample = torch.zeros(length)
     covered = torch.zeros(length)
-    for k, start in enumerate(range(0, length - crop + 1, stride)):
+    for k, start in enumerate(crop_starts(length, crop, stride)):
         per_sample[start : start + crop] += weights[k, registers:].repeat_interleave(patch) / patch
         covered[start : start + crop] += 1
     score = class_logit(module, x, target).item()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -90,11 +91,39 @@ def check_inference_precision(value: str) -> None:
         raise ValueError(f"inference_precision: expected one of {INFERENCE_PRECISIONS}, got {value!r}")
 
 
-def crop_batch(x: torch.Tensor, crop: int, stride: int) -> torch.Tensor:
-    """(B, C, T) -> (B, K, C, crop) strided crops starting at 0, stride, ... (all that fit)."""
-    if crop > x.shape[-1]:
-        raise ValueError(f"crop of {crop} samples is longer than the record ({x.shape[-1]} samples)")
-    return x.unfold(-1, crop, stride).permute(0, 2, 1, 3)
+def crop_starts(length: int, crop: int, stride: int) -> list[int]:
+    """Where the crops of a record of ``length`` samples start: as many as fit at ``stride``
+    (``(length - crop) // stride + 1``), spread evenly from its start to its end. A record whose spare samples
+    are a multiple of the stride gets the strided crops 0, stride, ... (a 10 s record: ECG-JEPA's seven)."""
+    if crop > length:
+        raise ValueError(f"crop of {crop} samples is longer than the record ({length} samples)")
+    count = (length - crop) // stride + 1
+    return np.round(np.linspace(0, length - crop, count)).astype(int).tolist()
+
+
+def crop_batch(x: torch.Tensor, lengths: torch.Tensor | None, crop: int, stride: int) -> tuple[torch.Tensor, list[int]]:
+    """(B, C, T) records, each ``lengths[b]`` samples long (None: all ``T``) -> ``(crops (N, C, crop), counts)``:
+    the crops of every record (:func:`crop_starts`), record by record, and how many each has."""
+    full = x.shape[-1]
+    if lengths is None or bool((lengths == full).all()):
+        if (full - crop) % stride == 0 and crop <= full:
+            crops = x.unfold(-1, crop, stride).permute(0, 2, 1, 3)
+            return crops.reshape(-1, x.shape[1], crop), [crops.shape[1]] * x.shape[0]
+        lengths = torch.full((x.shape[0],), full)
+    pieces = [
+        x[b, :, start : start + crop] for b, n in enumerate(lengths.tolist()) for start in crop_starts(n, crop, stride)
+    ]
+    counts = [len(crop_starts(n, crop, stride)) for n in lengths.tolist()]
+    return torch.stack(pieces), counts
+
+
+def aggregate_crops(logits: torch.Tensor, counts: list[int], how: str) -> torch.Tensor:
+    """(N, classes) crop logits -> (B, classes): each record's crops averaged (``mean``) or their maximum (``max``)."""
+    if len(set(counts)) == 1:
+        per_record = logits.view(len(counts), counts[0], -1)
+        return per_record.amax(dim=1) if how == "max" else per_record.mean(dim=1)
+    parts = logits.split(counts)
+    return torch.stack([part.amax(dim=0) if how == "max" else part.mean(dim=0) for part in parts])
 
 
 class ClassifierModule(ClipWithoutScaler):
@@ -153,24 +182,25 @@ class ClassifierModule(ClipWithoutScaler):
         self._outputs: dict[str, list[torch.Tensor]] = {}
         self.results: dict[str, dict[str, torch.Tensor]] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for whole records x (B, C, T): the logits of all strided crops, averaged (``aggregate=mean``)
-        or their maximum (``max``: for sigmoid outputs the maximum probability, as helme's benchmark takes)."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for whole records x (B, C, T), record b ``lengths[b]`` samples long (None: all ``T``; the rest is
+        padding): the logits of the crops that fit in each record (:func:`crop_starts`), averaged
+        (``aggregate=mean``) or their maximum (``max``: for sigmoid outputs the maximum probability, as helme's
+        benchmark takes)."""
         if self.crop is None:
             return self.model(x)
-        crops = crop_batch(x, self.crop, self.stride)
-        b, k = crops.shape[:2]
-        logits = self.model(crops.reshape(b * k, *crops.shape[2:])).float().view(b, k, -1)  # float32 under bf16 too
-        return logits.amax(dim=1) if self.protocol.aggregate == "max" else logits.mean(dim=1)
+        crops, counts = crop_batch(x, lengths, self.crop, self.stride)
+        logits = self.model(crops).float()  # float32 under bf16 too
+        return aggregate_crops(logits, counts, self.protocol.aggregate)
 
-    def inference_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def inference_logits(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Crop-averaged logits of whole records at the run's ``inference_precision`` (validation, test and
         ``ecgjepa-predict`` alike)."""
         # NOTE(parity): validation and test run in float32 even when training uses bf16 autocast, unless
         # inference_precision asks for bf16.
         bf16 = self.inference_precision == "bf16-mixed"
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            return self(x.float())
+            return self(x.float(), lengths)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.task_kind.loss(logits, targets)
@@ -180,14 +210,15 @@ class ClassifierModule(ClipWithoutScaler):
         return self.task_kind.outputs(logits)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        x, targets, _ = batch
+        x, targets = batch[:2]
         loss = self.loss(self.model(x), targets)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def _collect(self, stage: str, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x, targets, index = batch
-        logits = self.inference_logits(x)
+        x, targets, index = batch[:3]
+        lengths = batch[3] if len(batch) > 3 else None  # the padded records' own lengths
+        logits = self.inference_logits(x, lengths)
         self._outputs.setdefault(stage, []).append(
             torch.cat([index[:, None].float(), self.outputs(logits.float()), targets], dim=1).detach()
         )
