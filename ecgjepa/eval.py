@@ -240,6 +240,7 @@ def run_metrics(
         "method": method,
         "seed": cfg.seed,
         "train_fraction": datamodule.train_fraction,
+        "leads": list(datamodule.leads),
         "metric": metric,
     }
     for split in ("val", "test"):

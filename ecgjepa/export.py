@@ -15,14 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ecgjepa.cli import UsageError, command
-from ecgjepa.core.files import copy_atomic, write_text_atomic
+from ecgjepa.core.files import atomic_write, copy_atomic, write_text_atomic
 from ecgjepa.core.leads import CANONICAL_LEADS, lead_subset
+from ecgjepa.deploy import ONNX_FILE, TOLERANCE, export_classifier_onnx, export_encoder_onnx
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
-from ecgjepa.formats.files import CheckpointError
+from ecgjepa.formats.files import load_file
+from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
+from ecgjepa.models.backbones import build_encoder, encoder_config
+from ecgjepa.runs import load_run
+from ecgjepa.utils.hydra import load_group_option
 
 
 def description_of(resolved: ResolvedEncoder) -> dict[str, Any]:
@@ -96,7 +102,25 @@ def architecture_lines(m: dict[str, Any], inp: dict[str, Any]) -> tuple[str, lis
     )
 
 
-def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
+def onnx_lines(inp: dict[str, Any], what: str, output: str) -> list[str]:
+    """The model card's section on ``model.onnx``."""
+    return [
+        "",
+        "## Without PyTorch",
+        "",
+        f"`model.onnx` holds {what} for onnxruntime (checked against PyTorch on real records when written,",
+        f"to within {TOLERANCE:g}): input `ecg`, (batch, 12, samples) float32 at {inp['sampling_frequency']} Hz in the",
+        f"order above, normalised as above; output `{output}`.",
+        "",
+        "```python",
+        "import onnxruntime",
+        "session = onnxruntime.InferenceSession('<this folder>/model.onnx')",
+        f"{output} = session.run(None, {{'ecg': x}})[0]",
+        "```",
+    ]
+
+
+def model_card(config: dict[str, Any], results: list[dict[str, Any]], onnx: bool = False) -> str:
     m, inp = config["model"], config["input"]
     method = config["pretraining"].get("method", "jepa")
     network, architecture, call = architecture_lines(m, inp)
@@ -133,6 +157,10 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "## Evaluation results",
         "",
     ]
+    if onnx:
+        lines[lines.index("## Evaluation results") - 1 : lines.index("## Evaluation results") - 1] = onnx_lines(
+            inp, "the same encoder", "tokens"
+        )
     if not results:
         lines.append("No evaluation of this encoder was found next to it.")
     else:
@@ -147,14 +175,17 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(source: str | Path, out_dir: str | Path, leads: Sequence[str] | str | None = None) -> Path:
+def export(
+    source: str | Path, out_dir: str | Path, leads: Sequence[str] | str | None = None, onnx: bool = False
+) -> Path:
     """Export the encoder of ``source`` (a checkpoint, run directory or export) into ``out_dir``, meant for the
-    lead subset ``leads`` (None: the source's, all twelve for a checkpoint)."""
+    lead subset ``leads`` (None: the source's, all twelve for a checkpoint); an evaluation run exports as a
+    classifier (:func:`export_classifier`). ``onnx`` adds ``model.onnx``, checked against PyTorch."""
     resolved = resolve_encoder(source)
     if resolved.classifier_state is not None:
-        raise CheckpointError(
-            f"{resolved.source}: a {resolved.layout} checkpoint holds a classifier; export its pre-training run"
-        )
+        if leads is not None:
+            raise UsageError("leads=: an evaluation run's leads are its own (ecgjepa-eval leads=...)")
+        return export_classifier(Path(source), Path(out_dir), onnx)
     run_dir = Path(source) if Path(source).is_dir() else resolved.source.parent.parent
     out = Path(out_dir)
     description = description_of(resolved)
@@ -170,8 +201,69 @@ def export(source: str | Path, out_dir: str | Path, leads: Sequence[str] | str |
         write_export(out, resolved.state, description)
     elif changed:
         write_text_atomic(out / CONFIG, json.dumps(description, indent=2) + "\n")
-    write_text_atomic(out / "README.md", model_card(description, find_results(run_dir, resolved.source)))
+    if onnx:
+        path, worst = export_encoder_onnx(resolved.build(), resolved.config, out)
+        print(f"wrote {path}: onnxruntime within {worst:.1e} of PyTorch on real records")
+    has_onnx = (out / ONNX_FILE).is_file()
+    write_text_atomic(out / "README.md", model_card(description, find_results(run_dir, resolved.source), has_onnx))
     return out
+
+
+def export_classifier(run_dir: Path, out: Path, onnx: bool = False) -> Path:
+    """An evaluation run as a classifier folder that ``ecgjepa-predict run=<folder>`` uses as it uses the run:
+    ``checkpoints/best.ckpt`` (weights and hyper-parameters only), ``predictor.json`` (classes, thresholds,
+    preprocessing), ``metrics.json`` and a model card; ``onnx`` adds the whole classifier as ``model.onnx``."""
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent.parent
+    module, predictor = load_run(run_dir)
+    ckpt = load_file(find_checkpoint(run_dir))
+    kept = {key: ckpt[key] for key in ("state_dict", "hyper_parameters", "global_step") if key in ckpt}
+    with atomic_write(out / "checkpoints" / "best.ckpt") as tmp:
+        torch.save(kept, tmp)
+    write_text_atomic(out / "predictor.json", json.dumps(predictor, indent=2) + "\n")
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    if metrics:
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if onnx:
+        rate = predictor.get("input_rate", predictor["sampling_frequency"])
+        samples = round(predictor["record_samples"] * rate / predictor["sampling_frequency"])
+        path, worst = export_classifier_onnx(module, rate, samples, out)
+        print(f"wrote {path}: onnxruntime within {worst:.1e} of PyTorch on real records")
+    write_text_atomic(out / "README.md", classifier_card(predictor, metrics, module, (out / ONNX_FILE).is_file()))
+    return out
+
+
+def classifier_card(predictor: dict[str, Any], metrics: dict[str, Any], module: Any, onnx: bool) -> str:
+    """The model card of an exported evaluation run."""
+    fs, rate = predictor["sampling_frequency"], predictor.get("input_rate", predictor["sampling_frequency"])
+    leads = predictor.get("leads") or list(CANONICAL_LEADS)
+    crop = "whole records" if module.crop is None else f"crops of {module.crop / rate:g} s averaged"
+    thresholds = predictor.get("thresholds")
+    lines = [
+        f"# ECG classifier ({predictor['task']}, {predictor['kind']})",
+        "",
+        f"An evaluation run of `ecgjepa-eval` ({metrics.get('protocol', 'its protocol')} on "
+        f"{metrics.get('encoder_name', 'its encoder')}), exported by `ecgjepa-export`.",
+        "",
+        f"* classes: {', '.join(predictor['classes'])}",
+        f"* thresholds (best validation F1): {[round(t, 4) for t in thresholds] if thresholds else 'none'}",
+        f"* input: leads {', '.join(leads)} (the others zero after normalisation) at {rate} Hz, from one crop up "
+        f"to {predictor['record_samples'] / fs:g} s; {crop}",
+        "* normalisation: per-lead z-score with the training folds' `mean` and `std` of `predictor.json`, clipped "
+        "to [-5, 5]",
+    ]
+    if metrics:
+        metric = metrics.get("metric", "auroc")
+        lines.append(f"* test {metric}: {metrics[f'test_{metric}']:.4f} (validation {metrics[f'val_{metric}']:.4f})")
+    lines += [
+        "",
+        "```bash",
+        "ecgjepa-predict run=<this folder> input=<WFDB folder | manifest.csv | x.npy> output=predictions.csv",
+        "```",
+    ]
+    if onnx:
+        inp = {"sampling_frequency": rate}
+        lines += onnx_lines(inp, "the whole classifier with its crop averaging", "outputs")
+    return "\n".join(lines) + "\n"
 
 
 def load_encoder(path: str | Path) -> nn.Module:
@@ -180,14 +272,31 @@ def load_encoder(path: str | Path) -> nn.Module:
     return resolve_encoder(path).build()
 
 
+def backbone(name: str, weights: str | Path | None = None) -> nn.Module:
+    """The backbone ``name`` of ``conf/model/`` (eval mode): the encoder of ``weights`` (anything
+    :func:`load_encoder` reads), which must be that backbone, or without weights a fresh one for 12 leads and 10 s
+    at its rate (``hubconf.py``'s entry points)."""
+    if weights is not None:
+        resolved = resolve_encoder(weights)
+        if resolved.config.name != name:
+            raise ValueError(f"weights={weights}: holds a {resolved.config.name} encoder, not {name}")
+        return resolved.build()
+    model = load_group_option("model", name)
+    rate = model.get("sampling_frequency") or 500
+    shape = {"channels": list(CANONICAL_LEADS), "channel_size": round(10 * rate), "sampling_frequency": rate}
+    return build_encoder(encoder_config({**model, **shape})).eval()
+
+
 @command("ecgjepa-export")
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     options = dict(arg.split("=", 1) for arg in args[2:] if "=" in arg)
-    if len(args) < 2 or len(args) - 2 != len(options) or set(options) - {"leads"}:
-        raise UsageError("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR [leads=[I,II]]")
-    out = export(args[0], args[1], options.get("leads"))
-    print(f"wrote {out}/model.safetensors, config.json and README.md")
+    if len(args) < 2 or len(args) - 2 != len(options) or set(options) - {"leads", "format"}:
+        raise UsageError("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR [leads=[I,II]] [format=onnx]")
+    if options.get("format", "safetensors") not in ("safetensors", "onnx"):
+        raise UsageError(f"format={options['format']}: expected onnx (or safetensors, the default)")
+    out = export(args[0], args[1], options.get("leads"), options.get("format") == "onnx")
+    print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """``ecgjepa-predict``: named predictions of an evaluation run for new records.
 
     ecgjepa-predict run=<evaluation run dir> input=<WFDB folder | x.npy | manifest.csv> output=predictions.csv
-                    [sampling_frequency=HZ] [batch_size=64] [explain=true]
+                    [sampling_frequency=HZ] [batch_size=64] [explain=true] [engine=onnx]
 
 ``input`` is a folder searched recursively for WFDB records, a manifest CSV listing array files (columns
 ``file, sampling_rate, leads``, as for ``python -m data_prep folder``), or a ``.npy`` of shape (N, 12, T) in the
@@ -15,7 +15,8 @@ validation F1 and stored in the run's ``predictor.json``), or the most probable 
 regression run gives one column, named by its target, in the target's units. Records that
 cannot be used are listed with the reason in ``<output stem>_rejects.csv``; the others are still predicted. With
 ``explain=true`` the most probable class of each record is explained by integrated gradients into
-``<output stem>_explanations/`` (the files ``ecgjepa-explain`` writes).
+``<output stem>_explanations/`` (the files ``ecgjepa-explain`` writes). ``engine=onnx`` runs the run's
+``model.onnx`` (``ecgjepa-export RUN OUT format=onnx``) on onnxruntime instead of PyTorch.
 """
 
 from __future__ import annotations
@@ -23,22 +24,40 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ecgjepa.cli import command, parse_key_values
+from ecgjepa.cli import UsageError, command, parse_key_values
 from ecgjepa.core.dump_format import REJECTS_COLUMNS
 from ecgjepa.core.files import write_text_atomic
 from ecgjepa.core.manifest import input_records
 from ecgjepa.data.labelled import pad_records
+from ecgjepa.deploy import ONNX_FILE, onnx_session
 from ecgjepa.explain import DEFAULT_STEPS, write_explanations
 from ecgjepa.modules.classifier import ClassifierModule
 from ecgjepa.runs import load_run, prepared
 
-OPTIONS = {"run", "input", "output", "sampling_frequency", "batch_size", "explain"}
+OPTIONS = {"run", "input", "output", "sampling_frequency", "batch_size", "explain", "engine"}
+ENGINES = ("torch", "onnx")
+
+
+def onnx_outputs(session: Any, inputs: list[tuple[str, np.ndarray]], batch_size: int) -> pd.DataFrame:
+    """The outputs of the ONNX classifier ``session`` for records of any lengths (those of one length share
+    batches), in input order."""
+    rows: list[np.ndarray | None] = [None] * len(inputs)
+    for length in sorted({x.shape[-1] for _, x in inputs}):
+        positions = [i for i, (_, x) in enumerate(inputs) if x.shape[-1] == length]
+        for start in range(0, len(positions), batch_size):
+            chosen = positions[start : start + batch_size]
+            batch = np.stack([inputs[i][1] for i in chosen]).astype(np.float32)
+            for i, row in zip(chosen, session.run(None, {"ecg": batch})[0], strict=True):
+                rows[i] = row
+    index = pd.Index([record_id for record_id, _ in inputs], name="record_id")
+    return pd.DataFrame(np.stack(rows) if rows else None, index=index)
 
 
 @torch.inference_mode()
@@ -71,11 +90,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     refs, base = input_records(Path(args["input"]), fs)
     rejects: list[tuple[str, str]] = []
     explaining = args.get("explain", "false").lower() == "true"
+    engine = args.get("engine", "torch")
+    if engine not in ENGINES:
+        raise UsageError(f"engine={engine}: expected one of {ENGINES}")
+    session = onnx_session(Path(args["run"]) / ONNX_FILE) if engine == "onnx" else None
     inputs = prepared(refs, base, predictor, rejects)
-    if explaining:  # read once, used twice
+    if explaining or session is not None:  # read once, used twice (or grouped by length)
         inputs = list(inputs)
     progress = tqdm(inputs, total=len(refs), unit="record", disable=not sys.stderr.isatty())
-    table = predict(module, progress, int(args.get("batch_size", 64)))
+    batch_size = int(args.get("batch_size", 64))
+    table = predict(module, progress, batch_size) if session is None else onnx_outputs(session, inputs, batch_size)
     if not table.empty:
         table.columns = predictor["classes"]
         labels = module.task_kind.labels(table[predictor["classes"]], predictor["thresholds"])

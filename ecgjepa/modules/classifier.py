@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -98,7 +97,16 @@ def crop_starts(length: int, crop: int, stride: int) -> list[int]:
     if crop > length:
         raise ValueError(f"crop of {crop} samples is longer than the record ({length} samples)")
     count = (length - crop) // stride + 1
-    return np.round(np.linspace(0, length - crop, count)).astype(int).tolist()
+    return spread_starts(length - crop, count)[:-1].tolist()
+
+
+def spread_starts(spare: int, count: int) -> torch.Tensor:
+    """The starts of ``count`` crops spread over ``spare`` samples (``k * spare / (count - 1)`` rounded half up, in
+    integers), then a last start of 0: ``count + 1`` values. Tensor arithmetic on ``count + 1`` values, because an
+    exported ONNX graph (where ``spare`` and ``count`` are symbolic) can keep no dimension that may be 1."""
+    k = torch.arange(count + 1)
+    gaps = (k[-1:] - 1).clamp(min=1)
+    return torch.where(k < count, (2 * k * spare + gaps) // (2 * gaps), 0)
 
 
 def crop_batch(x: torch.Tensor, lengths: torch.Tensor | None, crop: int, stride: int) -> tuple[torch.Tensor, list[int]]:
