@@ -89,7 +89,7 @@ def write_explanations(
 @command("ecgjepa-explain")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(sys.argv[1:] if argv is None else argv, OPTIONS, {"run", "input", "output"}, __doc__)
-    module, predictor = load_run(Path(args["run"]))
+    module, predictor = load_run(args["run"])
     fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
     refs, base = input_records(Path(args["input"]), fs)
     rejects: list[tuple[str, str]] = []

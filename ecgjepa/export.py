@@ -1,10 +1,14 @@
-"""``ecgjepa-export <checkpoint | run dir> <out dir> [leads=[I,II]]``: a self-contained encoder folder.
+"""``ecgjepa-export <checkpoint | run dir | hf://id> <out dir> [leads=[I,II]] [format=onnx] [push_to_hub=OWNER/NAME]
+[license=ID]``: a self-contained encoder folder, or an evaluation run's classifier folder.
 
 Writes the encoder export (:mod:`ecgjepa.formats.export`: ``model.safetensors`` with the EMA target encoder and
 ``config.json`` with model sizes, input conventions, normalisation constants, pre-training data and step) and a
 model card ``README.md`` with the evaluation results found for this encoder. :func:`load_encoder` reads it back.
 ``leads`` declares the lead subset the encoder is meant for (``config.json`` → ``input.leads_used``, the default of
-``ecgjepa-embed``): the other leads enter it as zeros after normalisation.
+``ecgjepa-embed``): the other leads enter it as zeros after normalisation. An evaluation run exports as a classifier
+(weights, classes, thresholds, preprocessing) that ``ecgjepa-predict run=<folder>`` uses. ``format=onnx`` adds
+``model.onnx`` (:mod:`ecgjepa.deploy`); ``push_to_hub`` uploads the folder to the Hugging Face Hub
+(:mod:`ecgjepa.formats.hub`), its card opening with the Hub's metadata (licence ``license``, tags, datasets).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from ecgjepa.cli import UsageError, command
@@ -24,6 +29,7 @@ from ecgjepa.core.leads import CANONICAL_LEADS, lead_subset
 from ecgjepa.deploy import ONNX_FILE, TOLERANCE, export_classifier_onnx, export_encoder_onnx
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
 from ecgjepa.formats.files import load_file
+from ecgjepa.formats.hub import push_folder
 from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.models.backbones import build_encoder, encoder_config
@@ -64,6 +70,10 @@ def find_results(run_dir: Path, checkpoint: Path) -> list[dict[str, Any]]:
     return results
 
 
+EXPORT_OPTIONS = {"leads", "format", "push_to_hub", "license"}
+# The card's licence unless license= names one: the weights' terms follow from their training data's, which the
+# publisher states.
+DEFAULT_LICENSE = "other"
 METHOD_TITLES = {
     "jepa": "a Joint-Embedding Predictive Architecture (ECG-JEPA; Weimann & Conrad, arXiv 2410.13867)",
     "st_mem": "ST-MEM, spatio-temporal masked electrocardiogram modelling (Na et al., ICLR 2024)",
@@ -120,7 +130,15 @@ def onnx_lines(inp: dict[str, Any], what: str, output: str) -> list[str]:
     ]
 
 
-def model_card(config: dict[str, Any], results: list[dict[str, Any]], onnx: bool = False) -> str:
+def card_header(license: str, tags: list[str], datasets: list[str]) -> list[str]:
+    """The Hugging Face Hub's metadata block that opens a model card."""
+    metadata = {"license": license, "library_name": "ecgjepa", "tags": tags, "datasets": datasets}
+    return ["---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", ""]
+
+
+def model_card(
+    config: dict[str, Any], results: list[dict[str, Any]], onnx: bool = False, license: str = DEFAULT_LICENSE
+) -> str:
     m, inp = config["model"], config["input"]
     method = config["pretraining"].get("method", "jepa")
     network, architecture, call = architecture_lines(m, inp)
@@ -137,7 +155,9 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]], onnx: bool
     dropout = config["pretraining"].get("lead_dropout")
     if dropout:
         leads_line += f"; pre-trained with lead dropout {dropout}"
+    data = config["pretraining"]["data"]
     lines = [
+        *card_header(license, ["ecg", "self-supervised", method, "ecgjepa"], sorted(data or [])),
         f"# ECG encoder ({m['name']}, method={method})",
         "",
         f"{network} for 12-lead ECGs pre-trained with {METHOD_TITLES.get(method, method)}, exported by",
@@ -176,16 +196,21 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]], onnx: bool
 
 
 def export(
-    source: str | Path, out_dir: str | Path, leads: Sequence[str] | str | None = None, onnx: bool = False
+    source: str | Path,
+    out_dir: str | Path,
+    leads: Sequence[str] | str | None = None,
+    onnx: bool = False,
+    license: str = DEFAULT_LICENSE,
 ) -> Path:
-    """Export the encoder of ``source`` (a checkpoint, run directory or export) into ``out_dir``, meant for the
-    lead subset ``leads`` (None: the source's, all twelve for a checkpoint); an evaluation run exports as a
-    classifier (:func:`export_classifier`). ``onnx`` adds ``model.onnx``, checked against PyTorch."""
+    """Export the encoder of ``source`` (a checkpoint, run directory, export or Hub id) into ``out_dir``, meant for
+    the lead subset ``leads`` (None: the source's, all twelve for a checkpoint); an evaluation run exports as a
+    classifier (:func:`export_classifier`). ``onnx`` adds ``model.onnx``, checked against PyTorch; ``license``
+    goes into the model card's Hub metadata."""
     resolved = resolve_encoder(source)
     if resolved.classifier_state is not None:
         if leads is not None:
             raise UsageError("leads=: an evaluation run's leads are its own (ecgjepa-eval leads=...)")
-        return export_classifier(Path(source), Path(out_dir), onnx)
+        return export_classifier(resolved.source, Path(out_dir), onnx, license)
     run_dir = Path(source) if Path(source).is_dir() else resolved.source.parent.parent
     out = Path(out_dir)
     description = description_of(resolved)
@@ -205,15 +230,16 @@ def export(
         path, worst = export_encoder_onnx(resolved.build(), resolved.config, out)
         print(f"wrote {path}: onnxruntime within {worst:.1e} of PyTorch on real records")
     has_onnx = (out / ONNX_FILE).is_file()
-    write_text_atomic(out / "README.md", model_card(description, find_results(run_dir, resolved.source), has_onnx))
+    results = find_results(run_dir, resolved.source)
+    write_text_atomic(out / "README.md", model_card(description, results, has_onnx, license))
     return out
 
 
-def export_classifier(run_dir: Path, out: Path, onnx: bool = False) -> Path:
+def export_classifier(run_dir: Path, out: Path, onnx: bool = False, license: str = DEFAULT_LICENSE) -> Path:
     """An evaluation run as a classifier folder that ``ecgjepa-predict run=<folder>`` uses as it uses the run:
     ``checkpoints/best.ckpt`` (weights and hyper-parameters only), ``predictor.json`` (classes, thresholds,
     preprocessing), ``metrics.json`` and a model card; ``onnx`` adds the whole classifier as ``model.onnx``."""
-    run_dir = run_dir if run_dir.is_dir() else run_dir.parent.parent
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent.parent  # checkpoints/best.ckpt -> its run
     module, predictor = load_run(run_dir)
     ckpt = load_file(find_checkpoint(run_dir))
     kept = {key: ckpt[key] for key in ("state_dict", "hyper_parameters", "global_step") if key in ckpt}
@@ -228,17 +254,22 @@ def export_classifier(run_dir: Path, out: Path, onnx: bool = False) -> Path:
         samples = round(predictor["record_samples"] * rate / predictor["sampling_frequency"])
         path, worst = export_classifier_onnx(module, rate, samples, out)
         print(f"wrote {path}: onnxruntime within {worst:.1e} of PyTorch on real records")
-    write_text_atomic(out / "README.md", classifier_card(predictor, metrics, module, (out / ONNX_FILE).is_file()))
+    card = classifier_card(predictor, metrics, module, (out / ONNX_FILE).is_file(), license)
+    write_text_atomic(out / "README.md", card)
     return out
 
 
-def classifier_card(predictor: dict[str, Any], metrics: dict[str, Any], module: Any, onnx: bool) -> str:
+def classifier_card(
+    predictor: dict[str, Any], metrics: dict[str, Any], module: Any, onnx: bool, license: str = DEFAULT_LICENSE
+) -> str:
     """The model card of an exported evaluation run."""
     fs, rate = predictor["sampling_frequency"], predictor.get("input_rate", predictor["sampling_frequency"])
     leads = predictor.get("leads") or list(CANONICAL_LEADS)
     crop = "whole records" if module.crop is None else f"crops of {module.crop / rate:g} s averaged"
     thresholds = predictor.get("thresholds")
+    tags = ["ecg", "ecg-classification", str(metrics.get("method", "jepa")), "ecgjepa"]
     lines = [
+        *card_header(license, tags, []),
         f"# ECG classifier ({predictor['task']}, {predictor['kind']})",
         "",
         f"An evaluation run of `ecgjepa-eval` ({metrics.get('protocol', 'its protocol')} on "
@@ -291,12 +322,18 @@ def backbone(name: str, weights: str | Path | None = None) -> nn.Module:
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     options = dict(arg.split("=", 1) for arg in args[2:] if "=" in arg)
-    if len(args) < 2 or len(args) - 2 != len(options) or set(options) - {"leads", "format"}:
-        raise UsageError("usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR [leads=[I,II]] [format=onnx]")
+    if len(args) < 2 or len(args) - 2 != len(options) or set(options) - EXPORT_OPTIONS:
+        raise UsageError(
+            "usage: ecgjepa-export CHECKPOINT_OR_RUN_DIR OUT_DIR [leads=[I,II]] [format=onnx] "
+            "[push_to_hub=OWNER/NAME] [license=ID]"
+        )
     if options.get("format", "safetensors") not in ("safetensors", "onnx"):
         raise UsageError(f"format={options['format']}: expected onnx (or safetensors, the default)")
-    out = export(args[0], args[1], options.get("leads"), options.get("format") == "onnx")
+    license = options.get("license", DEFAULT_LICENSE)
+    out = export(args[0], args[1], options.get("leads"), options.get("format") == "onnx", license)
     print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if "push_to_hub" in options:
+        print(f"uploaded to {push_folder(out, options['push_to_hub'])}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from ecgjepa.core.manifest import input_records
 from ecgjepa.data.labelled import pad_records
 from ecgjepa.deploy import ONNX_FILE, onnx_session
 from ecgjepa.explain import DEFAULT_STEPS, write_explanations
+from ecgjepa.formats.hub import local_path
 from ecgjepa.modules.classifier import ClassifierModule
 from ecgjepa.runs import load_run, prepared
 
@@ -85,7 +86,7 @@ def predict(module: ClassifierModule, inputs: Iterable[tuple[str, np.ndarray]], 
 @command("ecgjepa-predict")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(sys.argv[1:] if argv is None else argv, OPTIONS, {"run", "input", "output"}, __doc__)
-    module, predictor = load_run(Path(args["run"]))
+    module, predictor = load_run(args["run"])
     fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
     refs, base = input_records(Path(args["input"]), fs)
     rejects: list[tuple[str, str]] = []
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     engine = args.get("engine", "torch")
     if engine not in ENGINES:
         raise UsageError(f"engine={engine}: expected one of {ENGINES}")
-    session = onnx_session(Path(args["run"]) / ONNX_FILE) if engine == "onnx" else None
+    session = onnx_session(local_path(args["run"]) / ONNX_FILE) if engine == "onnx" else None
     inputs = prepared(refs, base, predictor, rejects)
     if explaining or session is not None:  # read once, used twice (or grouped by length)
         inputs = list(inputs)

@@ -16,12 +16,15 @@ from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
 from ecgjepa.data.labelled import model_input
 from ecgjepa.data.transforms import Conditioning
 from ecgjepa.formats.files import load_file
+from ecgjepa.formats.hub import local_path
 from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.modules.classifier import ClassifierModule
 
 
-def load_run(run_dir: Path) -> tuple[ClassifierModule, dict[str, Any]]:
-    """The trained classifier (its best checkpoint) and the run's ``predictor.json``."""
+def load_run(run: str | Path) -> tuple[ClassifierModule, dict[str, Any]]:
+    """The trained classifier (its best checkpoint) and ``predictor.json`` of an evaluation run, an exported
+    classifier or a Hub id ``hf://OWNER/NAME[@revision]`` of one."""
+    run_dir = local_path(run)
     description = run_dir / "predictor.json"
     if not description.is_file():
         raise FileNotFoundError(

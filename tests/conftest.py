@@ -148,6 +148,18 @@ def tiny_encoder_run(tmp_path_factory: pytest.TempPathFactory, sample_data_dir: 
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_classifier_run(
+    tmp_path_factory: pytest.TempPathFactory, sample_data_dir: Path, tiny_encoder_run: Path
+) -> Path:
+    """A short attentive-probe evaluation (superdiagnostic) of the tiny ViT, shared by the export tests."""
+    from ecgjepa.eval import run
+
+    out = tmp_path_factory.mktemp("linear")
+    run(compose_config("eval", [*short_evaluation(sample_data_dir), f"encoder={tiny_encoder_run}"], out))
+    return out
+
+
 @pytest.fixture
 def eval_cfg(tmp_path: Path, sample_data_dir: Path):
     """Factory: a short CPU evaluation on the bundled sample, writing into ``tmp_path``."""

@@ -15,12 +15,9 @@ import torch
 import ecgjepa
 from ecgjepa import deploy
 from ecgjepa.core.records import RecordRef, folder_spec, prepare_record, read_record
-from ecgjepa.eval import run as eval_run
 from ecgjepa.export import export
 from ecgjepa.predict import main as predict_main
 from ecgjepa.runs import load_run
-from ecgjepa.utils.hydra import compose_config
-from tests.conftest import short_evaluation
 from tests.helpers import DATA
 
 RECORDS = DATA / "ptbxl" / "records500" / "00000"
@@ -37,13 +34,6 @@ def real_batch(count: int, samples: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out), dtype=np.float32)
 
 
-@pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory: pytest.TempPathFactory, sample_data_dir: Path, tiny_encoder_run: Path) -> Path:
-    out = tmp_path_factory.mktemp("linear")
-    eval_run(compose_config("eval", [*short_evaluation(sample_data_dir), f"encoder={tiny_encoder_run}"], out))
-    return out
-
-
 @pytest.mark.parametrize(("batch", "samples"), [(1, 1250), (7, 5000)])
 def test_the_encoders_onnx_model_matches_pytorch(tiny_encoder_run: Path, tmp_path: Path, batch: int, samples: int):
     folder = export(tiny_encoder_run, tmp_path / "export", onnx=True)
@@ -55,8 +45,8 @@ def test_the_encoders_onnx_model_matches_pytorch(tiny_encoder_run: Path, tmp_pat
     np.testing.assert_allclose(session.run(None, {"ecg": x})[0], expected, rtol=0, atol=1e-4)
 
 
-def test_the_classifiers_onnx_model_and_predict_engine_onnx_match_pytorch(classifier_run: Path, tmp_path: Path):
-    folder = export(classifier_run, tmp_path / "classifier", onnx=True)
+def test_the_classifiers_onnx_model_and_predict_engine_onnx_match_pytorch(tiny_classifier_run: Path, tmp_path: Path):
+    folder = export(tiny_classifier_run, tmp_path / "classifier", onnx=True)
     assert {p.name for p in folder.iterdir()} >= {"checkpoints", "predictor.json", "metrics.json", "model.onnx"}
     card = (folder / "README.md").read_text()
     assert "# ECG classifier (superdiagnostic, multilabel)" in card and "crop averaging" in card
@@ -77,14 +67,16 @@ def test_the_classifiers_onnx_model_and_predict_engine_onnx_match_pytorch(classi
     classes = json.loads((folder / "predictor.json").read_text())["classes"]
     np.testing.assert_allclose(tables["onnx"][classes], tables["torch"][classes], rtol=0, atol=1e-4)
     run_table = tmp_path / "run.csv"
-    predict_main([f"run={classifier_run}", f"input={RECORDS}", f"output={run_table}"])  # the run itself, in PyTorch
+    predict_main(
+        [f"run={tiny_classifier_run}", f"input={RECORDS}", f"output={run_table}"]
+    )  # the run itself, in PyTorch
     pd.testing.assert_frame_equal(pd.read_csv(run_table, index_col="record_id", keep_default_na=False), tables["torch"])
 
 
 def test_a_mismatch_fails_the_export_and_leaves_no_model(
-    classifier_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_classifier_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(deploy, "TOLERANCE", -1.0)
     with pytest.raises(ValueError, match="onnxruntime differs from PyTorch by"):
-        export(classifier_run, tmp_path / "classifier", onnx=True)
+        export(tiny_classifier_run, tmp_path / "classifier", onnx=True)
     assert not (tmp_path / "classifier" / "model.onnx").exists()

@@ -96,3 +96,67 @@ def test_your_own_data_walkthrough_runs(tmp_path: Path) -> None:
         assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
     table = pd.read_csv(tmp_path / "predictions.csv", index_col="record_id")
     assert len(table) == 20 and list(table.columns)[-1] == "labels"
+
+
+def section_blocks(title: str, language: str) -> list[str]:
+    section = (REPO / "README.md").read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+
+
+def test_share_your_encoder_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The section's Python lines, with a ViT-XS export served as YOU/ecg-jepa-vit-xs by a loopback stand-in for
+    the Hub (huggingface_hub downloads it into a cache in tmp_path)."""
+    import huggingface_hub.constants as hf_constants
+    import torch
+
+    from ecgjepa.formats.export import export_description, write_export
+    from tests.local_hub import local_hub
+
+    torch.manual_seed(0)
+    fresh = torch.hub.load(str(REPO), "vit_xs", source="local")
+    folder = write_export(tmp_path / "export", fresh.state_dict(), export_description(fresh.config, {}, {}))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(REPO)
+    with local_hub({"YOU/ecg-jepa-vit-xs": folder}) as url:
+        monkeypatch.setattr(hf_constants, "ENDPOINT", url)
+        monkeypatch.setattr(
+            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+        names: dict = {}
+        exec(compile(section_blocks("Share your encoder", "python")[0], "README", "exec"), names)
+    x = torch.randn(1, 12, 1250)
+    with torch.no_grad():
+        assert torch.equal(names["encoder"](x), fresh(x)) and torch.equal(names["same"](x), fresh(x))
+
+
+def test_deploy_without_pytorch_runs(
+    tiny_classifier_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The section's commands and Python lines on the tiny attentive-probe run; the ONNX probabilities of record 1
+    agree with ecgjepa-predict's (the README's few lines skip the float16 rounding of the dumps)."""
+    import ast
+    import shlex
+
+    from ecgjepa.export import main as export_main
+    from ecgjepa.predict import main as predict_main
+
+    folder, records = tmp_path / "classifier", tmp_path / "records"
+    records.mkdir()
+    for suffix in (".hea", ".dat"):
+        shutil.copy(REPO / "sample_data" / "ptbxl" / "records100" / "00000" / f"00001_lr{suffix}", records)
+    commands = section_blocks("Deploy without PyTorch", "bash")[0]
+    replaced = {"outputs/demo/linear": str(tiny_classifier_run), "outputs/demo/classifier": str(folder)}
+    replaced |= {"/path/to/ecgs": str(records), "predictions.csv": str(tmp_path / "predictions.csv")}
+    for line in commands.strip().splitlines():
+        for old, new in replaced.items():
+            line = line.replace(old, new)
+        program, *args = shlex.split(line.split("#")[0])
+        {"ecgjepa-export": export_main, "ecgjepa-predict": predict_main}[program](args)
+    capsys.readouterr()
+    monkeypatch.chdir(REPO)
+    code = section_blocks("Deploy without PyTorch", "python")[0].replace("outputs/demo/classifier", str(folder))
+    exec(compile(code, "README", "exec"), {})
+    printed = ast.literal_eval(capsys.readouterr().out.strip().replace("np.float32(", "(").replace("))", ")"))
+    predicted = pd.read_csv(tmp_path / "predictions.csv", index_col="record_id").loc["00001_lr"]
+    for name, probability in printed.items():
+        assert abs(probability - predicted[name]) < 0.02, name

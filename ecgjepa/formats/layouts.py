@@ -19,6 +19,7 @@ import torch
 
 from ecgjepa.formats.export import is_export, read_export
 from ecgjepa.formats.files import CheckpointError, load_file
+from ecgjepa.formats.hub import local_path
 from ecgjepa.models.backbones import EncoderConfig, encoder_config
 from ecgjepa.models.config import ModelConfig
 
@@ -152,8 +153,9 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source
 
 def find_checkpoint(path: str | Path) -> Path:
     """A run directory -> what to evaluate: ``checkpoints/best.ckpt`` of an evaluation run, or the encoder export
-    ``encoder/`` of a pre-training run (else its ``checkpoints/last.ckpt``); an export folder is itself."""
-    path = Path(path)
+    ``encoder/`` of a pre-training run (else its ``checkpoints/last.ckpt``); an export folder is itself; a Hub id
+    ``hf://OWNER/NAME[@revision]`` is its snapshot folder."""
+    path = local_path(path)
     if path.is_file() or is_export(path):
         return path
     if not path.is_dir():
