@@ -26,6 +26,7 @@ from ecgjepa.core.files import ensure_writable_dir, save_npz_atomic, write_text_
 from ecgjepa.core.version import VERSION
 from ecgjepa.data.labelled import LabelledDataModule
 from ecgjepa.formats.files import CheckpointError
+from ecgjepa.formats.hub import HUB_SCHEME, is_hub_id
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.metrics import per_class_auroc
 from ecgjepa.models.config import ModelConfig
@@ -65,6 +66,8 @@ class EncoderChoice:
         """How reports name it: ``inception1d (random init)``, or the run (its folder's name), not a path."""
         if self.random_init:
             return f"{self.model.get('name')} (random init)"
+        if is_hub_id(self.source):
+            return self.source[len(HUB_SCHEME) :]
         path = Path(self.source)
         if path.is_file() or path.name in ("encoder", "checkpoints"):
             path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -75,7 +78,7 @@ def choose_encoder(spec: str) -> EncoderChoice:
     if spec in model_names() and not Path(spec).exists():
         return EncoderChoice(load_group_option("model", spec), None, f"random init ({spec})")
     resolved = resolve_encoder(spec)
-    return EncoderChoice(resolved.config.to_dict(), resolved, str(resolved.source))
+    return EncoderChoice(resolved.config.to_dict(), resolved, spec if is_hub_id(spec) else str(resolved.source))
 
 
 def apply_model_and_recipe(cfg: DictConfig, choice: EncoderChoice) -> None:

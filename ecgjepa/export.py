@@ -29,7 +29,7 @@ from ecgjepa.core.leads import CANONICAL_LEADS, lead_subset
 from ecgjepa.deploy import ONNX_FILE, TOLERANCE, export_classifier_onnx, export_encoder_onnx
 from ecgjepa.formats.export import CONFIG, export_description, read_export, write_export
 from ecgjepa.formats.files import load_file
-from ecgjepa.formats.hub import push_folder
+from ecgjepa.formats.hub import is_hub_id, push_folder
 from ecgjepa.formats.layouts import find_checkpoint
 from ecgjepa.formats.resolve import ResolvedEncoder, resolve_encoder
 from ecgjepa.models.backbones import build_encoder, encoder_config
@@ -230,7 +230,7 @@ def export(
         path, worst = export_encoder_onnx(resolved.build(), resolved.config, out)
         print(f"wrote {path}: onnxruntime within {worst:.1e} of PyTorch on real records")
     has_onnx = (out / ONNX_FILE).is_file()
-    results = find_results(run_dir, resolved.source)
+    results = [] if is_hub_id(source) else find_results(run_dir, resolved.source)
     write_text_atomic(out / "README.md", model_card(description, results, has_onnx, license))
     return out
 

@@ -15,10 +15,12 @@ import yaml
 
 import ecgjepa
 from ecgjepa.embed import main as embed_main
+from ecgjepa.eval import run as eval_run
 from ecgjepa.export import export
 from ecgjepa.export import main as export_main
 from ecgjepa.predict import main as predict_main
-from tests.helpers import DATA, assert_user_error
+from ecgjepa.utils.hydra import compose_config
+from tests.helpers import DATA, assert_user_error, short_evaluation
 from tests.local_hub import COMMIT, local_hub, point_huggingface_hub
 
 RECORDS = DATA / "ptbxl" / "records500" / "00000"
@@ -39,7 +41,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 def test_an_export_from_the_hub_embeds_as_its_checkpoint_online_and_offline(
-    tiny_encoder_run: Path, tmp_path: Path, hub
+    tiny_encoder_run: Path, tmp_path: Path, hub, sample_data_dir: Path
 ) -> None:
     folder = export(tiny_encoder_run, tmp_path / "export")
     with local_hub({"me/tiny": folder}) as url:
@@ -54,6 +56,8 @@ def test_an_export_from_the_hub_embeds_as_its_checkpoint_online_and_offline(
     x = torch.randn(2, 12, 500)
     with torch.no_grad():
         assert torch.equal(ecgjepa.load_encoder("hf://me/tiny")(x), ecgjepa.load_encoder(tiny_encoder_run)(x))
+    metrics = eval_run(compose_config("eval", [*short_evaluation(sample_data_dir), "encoder=hf://me/tiny"], tmp_path))
+    assert metrics["encoder"] == "hf://me/tiny" and metrics["encoder_name"] == "me/tiny"
 
 
 @pytest.mark.parametrize(
