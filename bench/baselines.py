@@ -81,6 +81,17 @@ def measure(name: str, batch: int, steps: int) -> dict:
     }
 
 
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Benchmark rows as JSON with the CPU, torch and thread count that produced them."""
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -97,13 +108,7 @@ def main() -> None:
             f"({r['train_records_per_s']:.0f} crops/s) | {r['inference_ms_per_ecg']:.1f} ms |"
         )
     if args.out:
-        machine = {
-            "cpu": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "capability": torch.backends.cpu.get_cpu_capability(),
-        }
-        args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+        write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ format=onnx`` writes (:mod:`ecgjepa.deploy`), run by onnxruntime's CPU provider 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +20,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from baselines import median_seconds  # noqa: E402
+from baselines import median_seconds, write_rows  # noqa: E402
 
 from ecgjepa.core.leads import CANONICAL_LEADS  # noqa: E402
 from ecgjepa.deploy import CroppedClassifier, export_classifier_onnx, export_encoder_onnx, onnx_session  # noqa: E402
@@ -78,13 +76,7 @@ def main() -> None:
             f"| {r['model']} | {r['batch']} | {r['torch_ms_per_ecg']:.1f} ms | {r['onnxruntime_ms_per_ecg']:.1f} ms |"
         )
     if args.out:
-        machine = {
-            "cpu": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "capability": torch.backends.cpu.get_cpu_capability(),
-        }
-        args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+        write_rows(args.out, rows)
 
 
 if __name__ == "__main__":
