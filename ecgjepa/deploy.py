@@ -11,9 +11,9 @@ sample when it is written; a difference above :data:`TOLERANCE` removes it and f
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from ecgjepa.models import ModelConfig
 from ecgjepa.modules.classifier import ClassifierModule, spread_starts
 from ecgjepa.utils.paths import bundled_sample_dir
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import onnxruntime
 
 ONNX_FILE = "model.onnx"
 TOLERANCE = 1e-4  # the largest absolute difference from PyTorch a written model.onnx may show
@@ -108,8 +109,9 @@ def check_onnx(model: nn.Module, path: Path, inputs: Iterable[np.ndarray]) -> fl
     return worst
 
 
-def onnx_session(path: Path):  # noqa: ANN201 (onnxruntime is imported only here)
-    """An onnxruntime CPU session of ``path``, or a ValueError naming it."""
+def onnx_session(path: Path) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session of ``path`` (onnxruntime is imported here, when one is asked for), or a
+    FileNotFoundError naming the file and how to write it."""
     import onnxruntime
 
     if not path.is_file():
