@@ -273,7 +273,7 @@ def test_the_encoder_of_each_backbone_evaluates(name: str, train_cfg, tmp_path: 
     assert read_export(run_dir / "encoder")[0].sampling_frequency == expected_rate
     card = (export(run_dir, tmp_path / "export") / "README.md").read_text()
     network = {"simclr": "xresnet1d50", "cpc": "fc_lstm", "moco_v3": "vit_tiny"}[name]
-    assert card.startswith(f"# ECG encoder ({network}, method={name})")
+    assert card.startswith("---\nlicense: ") and f"\n# ECG encoder ({network}, method={name})\n" in card
     embed_main(
         [f"encoder={tmp_path / 'export'}", f"input={SAMPLE / 'records100' / '00000'}", f"output={tmp_path}/z.npy"]
     )

@@ -75,16 +75,20 @@ def lead_columns(native_leads: Sequence[str], required: Sequence[str] = CANONICA
     """
     native = [lead_key(name) for name in native_leads]
     required_keys = {lead_key(name) for name in required}
+    subset = len(required_keys) < len(CANONICAL_LEADS)
     absent = [lead for lead in CANONICAL_LEADS if lead_key(lead) not in native]
     missing = [lead for lead in absent if lead_key(lead) in required_keys]
-    if missing and len(required_keys) < len(CANONICAL_LEADS):
-        raise ValueError(f"missing leads {missing} of leads={list(required)} (the record holds {list(native_leads)})")
-    if missing:
-        held = ",".join(lead for lead in CANONICAL_LEADS if lead not in absent)
-        raise ValueError(
-            f"missing leads {missing} (the record holds {list(native_leads)}); to use records of fewer leads, "
-            f"pass leads=[{held}] or another subset of the leads it holds"
-        )
+    unknown = unknown_leads(native_leads)
+    duplicated = sorted({name for name in native if native.count(name) > 1})
+    if missing or unknown or duplicated:
+        problems = [f"missing leads {missing}" + (f" of leads={list(required)}" if subset else "")] if missing else []
+        problems += [f"unknown leads {unknown}"] if unknown else []
+        problems += [f"duplicated leads {duplicated}"] if duplicated else []
+        hint = ""
+        if missing and not (subset or unknown or duplicated):
+            held = ",".join(lead for lead in CANONICAL_LEADS if lead not in absent)
+            hint = f"; to use records of fewer leads, pass leads=[{held}] or another subset of the leads it holds"
+        raise ValueError(f"{'; '.join(problems)} (the record holds {list(native_leads)}){hint}")
     present = [lead for lead in CANONICAL_LEADS if lead not in absent]
     columns = np.full(len(CANONICAL_LEADS), -1, dtype=np.intp)
     columns[[CANONICAL_LEADS.index(lead) for lead in present]] = lead_permutation(native_leads, present)
