@@ -11,7 +11,7 @@ sample when it is written; a difference above :data:`TOLERANCE` removes it and f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,11 +61,9 @@ class CroppedClassifier(nn.Module):
         return self.task_kind.outputs((logits.sum(dim=1) - logits[:, -1]) / count)
 
 
-def length_rule(config: object, crop: int | None = None) -> tuple[int, int]:
-    """(granule, shortest) input length of a graph: whole patches of a ViT encoder, any length from one crop for
-    a classifier with crops, any length for a baseline network."""
-    if crop is not None:
-        return 1, crop
+def length_rule(config: object) -> tuple[int, int]:
+    """(granule, shortest) input length of an encoder's graph: whole patches of a ViT, any length for a baseline
+    network."""
     if isinstance(config, ModelConfig):
         return config.patch_size, config.patch_size
     return 1, 1
@@ -119,22 +117,20 @@ def onnx_session(path: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def sample_records(rate: float, samples: int) -> Iterator[np.ndarray]:
-    """Real (12, ``samples``) records of the bundled PTB-XL sample at ``rate``, each lead z-scored."""
+def check_inputs(rate: float, lengths: Iterable[int]) -> list[np.ndarray]:
+    """Batches of 1 and 7 real records of the bundled PTB-XL sample at ``rate``, each lead z-scored, cut to each of
+    ``lengths`` samples (records are read once)."""
+    lengths = sorted(lengths)
     folder = bundled_sample_dir() / "records100" / "00000"
+    records = []
     for name in CHECK_RECORDS:
         x = prepare_record(read_record(folder, RecordRef(name, name)), folder_spec("check", 1.0)).astype(np.float32)
         x = resample(x, 500, rate) if rate != 500 else x
-        x = ((x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1))[:samples]
-        yield np.ascontiguousarray(x.T, dtype=np.float32)
-
-
-def check_inputs(rate: float, lengths: Iterable[int]) -> list[np.ndarray]:
-    """Batches of 1 and 7 real records for each of ``lengths``."""
+        records.append(((x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1))[: lengths[-1]].T)
     batches = []
     for length in lengths:
-        records = np.stack(list(sample_records(rate, length)))
-        batches += [records[:1], records]
+        batch = np.ascontiguousarray(np.stack(records)[:, :, :length], dtype=np.float32)
+        batches += [batch[:1], batch]
     return batches
 
 
@@ -143,10 +139,9 @@ def export_encoder_onnx(encoder: nn.Module, config: object, out_dir: Path) -> tu
     granule, shortest = length_rule(config)
     rate = float(config.sampling_frequency)
     most = getattr(config, "channel_size", None) or round(10 * rate)
-    lengths = sorted({max(shortest, (most // 4) // granule * granule), most // granule * granule})
-    example = torch.from_numpy(check_inputs(rate, lengths[:1])[1])
-    path = write_onnx(encoder, example, granule, shortest, out_dir / ONNX_FILE, "tokens")
-    return path, check_onnx(encoder, path, check_inputs(rate, lengths))
+    batches = check_inputs(rate, {max(shortest, (most // 4) // granule * granule), most // granule * granule})
+    path = write_onnx(encoder, torch.from_numpy(batches[1]), granule, shortest, out_dir / ONNX_FILE, "tokens")
+    return path, check_onnx(encoder, path, batches)
 
 
 def export_classifier_onnx(module: ClassifierModule, rate: float, samples: int, out_dir: Path) -> tuple[Path, float]:
@@ -154,6 +149,6 @@ def export_classifier_onnx(module: ClassifierModule, rate: float, samples: int, 
     one crop and of ``samples`` samples; (path, largest difference from PyTorch)."""
     model = CroppedClassifier(module).eval()
     shortest = module.crop or samples
-    example = torch.from_numpy(check_inputs(rate, [samples])[1])
-    path = write_onnx(model, example, 1, shortest, out_dir / ONNX_FILE, "outputs")
-    return path, check_onnx(model, path, check_inputs(rate, sorted({shortest, samples})))
+    batches = check_inputs(rate, {shortest, samples})
+    path = write_onnx(model, torch.from_numpy(batches[-1]), 1, shortest, out_dir / ONNX_FILE, "outputs")
+    return path, check_onnx(model, path, batches)

@@ -43,6 +43,7 @@ from ecgjepa.core.leads import CANONICAL_LEADS, lead_mask, lead_subset
 from ecgjepa.core.manifest import input_records
 from ecgjepa.core.records import folder_spec, load_npy, prepared_records
 from ecgjepa.core.signal import resample
+from ecgjepa.data.labelled import by_length
 from ecgjepa.data.transforms import Conditioning, normalise
 from ecgjepa.formats.original import SOURCE_KEYS
 from ecgjepa.formats.resolve import resolve_encoder
@@ -156,13 +157,7 @@ def embed_records(
     lengths = {x.shape[-1] for _, x in inputs}
     if tokens and len(lengths) > 1:
         raise ValueError(f"tokens=true needs records of one length; these have {sorted(lengths)} samples")
-    outputs: list[np.ndarray | None] = [None] * len(inputs)
-    for length in sorted(lengths):
-        positions = [i for i, (_, x) in enumerate(inputs) if x.shape[-1] == length]
-        z = embed(encoder, np.stack([inputs[i][1] for i in positions]), tokens, batch_size)
-        for i, row in zip(positions, z, strict=True):
-            outputs[i] = row
-    return np.stack(outputs)
+    return by_length([x for _, x in inputs], lambda x: embed(encoder, x, tokens, batch_size))
 
 
 @command("ecgjepa-embed")
@@ -193,15 +188,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ValueError(f"input={source}: no usable record ({len(rejects)} rejected: {rejects[:3]})")
     for _, x in inputs:
         check_length(x.shape[-1], cfg)
-    mask = lead_mask(leads)[:, None]
     if constants is not None:
-        mean, std = constants["mean"][:, None], constants["std"][:, None]
-        inputs = [(rid, normalise(x, mean, std) * mask) for rid, x in inputs]
-        conditioning = Conditioning(cfg.band_pass, cfg.standardise)
-        if conditioning.active:
-            inputs = [(rid, conditioning(x, target_fs)) for rid, x in inputs]
-    elif len(leads) < len(CANONICAL_LEADS):
-        inputs = [(rid, x * mask) for rid, x in inputs]
+        inputs = [(rid, normalise(x, constants["mean"][:, None], constants["std"][:, None])) for rid, x in inputs]
+    if len(leads) < len(CANONICAL_LEADS):  # zero after normalisation, before any conditioning
+        inputs = [(rid, x * lead_mask(leads)[:, None]) for rid, x in inputs]
+    conditioning = Conditioning(cfg.band_pass, cfg.standardise)
+    if constants is not None and conditioning.active:
+        inputs = [(rid, conditioning(x, target_fs)) for rid, x in inputs]
     z = embed_records(
         encoder, [(rid, x.astype(np.float32)) for rid, x in inputs], tokens, int(args.get("batch_size", 64))
     )

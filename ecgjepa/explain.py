@@ -29,11 +29,10 @@ from ecgjepa.cli import command, parse_key_values
 from ecgjepa.core.dump_format import REJECTS_COLUMNS
 from ecgjepa.core.files import atomic_write, write_text_atomic
 from ecgjepa.core.leads import CANONICAL_LEADS
-from ecgjepa.core.manifest import input_records
 from ecgjepa.modules.attribution import METHODS, explain
 from ecgjepa.modules.classifier import ClassifierModule
 from ecgjepa.plots import plot_explanation
-from ecgjepa.runs import load_run, prepared
+from ecgjepa.runs import prepared, run_and_records
 
 OPTIONS = {"run", "input", "output", "class", "method", "steps", "sampling_frequency"}
 DEFAULT_STEPS = 64
@@ -89,9 +88,7 @@ def write_explanations(
 @command("ecgjepa-explain")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(sys.argv[1:] if argv is None else argv, OPTIONS, {"run", "input", "output"}, __doc__)
-    module, predictor = load_run(args["run"])
-    fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
-    refs, base = input_records(Path(args["input"]), fs)
+    module, predictor, refs, base = run_and_records(args)
     rejects: list[tuple[str, str]] = []
     out_dir = Path(args["output"])
     inputs = tqdm(prepared(refs, base, predictor, rejects), total=len(refs), disable=not sys.stderr.isatty())

@@ -34,31 +34,29 @@ from tqdm import tqdm
 from ecgjepa.cli import UsageError, command, parse_key_values
 from ecgjepa.core.dump_format import REJECTS_COLUMNS
 from ecgjepa.core.files import write_text_atomic
-from ecgjepa.core.manifest import input_records
-from ecgjepa.data.labelled import pad_records
+from ecgjepa.data.labelled import by_length, pad_records
 from ecgjepa.deploy import ONNX_FILE, onnx_session
 from ecgjepa.explain import DEFAULT_STEPS, write_explanations
 from ecgjepa.formats.hub import local_path
 from ecgjepa.modules.classifier import ClassifierModule
-from ecgjepa.runs import load_run, prepared
+from ecgjepa.runs import prepared, run_and_records
 
 OPTIONS = {"run", "input", "output", "sampling_frequency", "batch_size", "explain", "engine"}
 ENGINES = ("torch", "onnx")
 
 
 def onnx_outputs(session: Any, inputs: list[tuple[str, np.ndarray]], batch_size: int) -> pd.DataFrame:
-    """The outputs of the ONNX classifier ``session`` for records of any lengths (those of one length share
-    batches), in input order."""
-    rows: list[np.ndarray | None] = [None] * len(inputs)
-    for length in sorted({x.shape[-1] for _, x in inputs}):
-        positions = [i for i, (_, x) in enumerate(inputs) if x.shape[-1] == length]
-        for start in range(0, len(positions), batch_size):
-            chosen = positions[start : start + batch_size]
-            batch = np.stack([inputs[i][1] for i in chosen]).astype(np.float32)
-            for i, row in zip(chosen, session.run(None, {"ecg": batch})[0], strict=True):
-                rows[i] = row
+    """The outputs of the ONNX classifier ``session`` for records of any lengths (the graph takes one length per
+    call), in input order."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [session.run(None, {"ecg": x[s : s + batch_size]})[0] for s in range(0, len(x), batch_size)]
+        )
+
     index = pd.Index([record_id for record_id, _ in inputs], name="record_id")
-    return pd.DataFrame(np.stack(rows) if rows else None, index=index)
+    signals = [x.astype(np.float32) for _, x in inputs]
+    return pd.DataFrame(by_length(signals, run) if signals else None, index=index)
 
 
 @torch.inference_mode()
@@ -86,9 +84,7 @@ def predict(module: ClassifierModule, inputs: Iterable[tuple[str, np.ndarray]], 
 @command("ecgjepa-predict")
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_key_values(sys.argv[1:] if argv is None else argv, OPTIONS, {"run", "input", "output"}, __doc__)
-    module, predictor = load_run(args["run"])
-    fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
-    refs, base = input_records(Path(args["input"]), fs)
+    module, predictor, refs, base = run_and_records(args)
     rejects: list[tuple[str, str]] = []
     explaining = args.get("explain", "false").lower() == "true"
     engine = args.get("engine", "torch")

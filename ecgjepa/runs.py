@@ -5,13 +5,14 @@ preparation of a record exactly as the run's evaluation data was prepared (``ecg
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ecgjepa.core.leads import lead_mask, lead_subset
+from ecgjepa.core.manifest import input_records
 from ecgjepa.core.records import RecordRef, folder_spec, prepared_records
 from ecgjepa.data.labelled import model_input
 from ecgjepa.data.transforms import Conditioning
@@ -39,6 +40,15 @@ def load_run(run: str | Path) -> tuple[ClassifierModule, dict[str, Any]]:
     return module.eval(), predictor
 
 
+def run_and_records(args: Mapping[str, str]) -> tuple[ClassifierModule, dict[str, Any], list[RecordRef], Path]:
+    """What ``ecgjepa-predict`` and ``ecgjepa-explain`` start from: the classifier and ``predictor.json`` of
+    ``run=``, and the records of ``input=`` (a ``.npy`` at ``sampling_frequency=``) with their base folder."""
+    module, predictor = load_run(args["run"])
+    fs = float(args["sampling_frequency"]) if "sampling_frequency" in args else None
+    refs, base = input_records(Path(args["input"]), fs)
+    return module, predictor, refs, base
+
+
 def prepared(
     refs: list[RecordRef], base: Path, predictor: dict[str, Any], rejects: list[tuple[str, str]]
 ) -> Iterator[tuple[str, np.ndarray]]:
@@ -53,6 +63,6 @@ def prepared(
     input_rate = predictor.get("input_rate", fs)  # runs written before models declared their rate: the dumps'
     band_pass = predictor.get("band_pass")
     conditioning = Conditioning(tuple(band_pass) if band_pass else None, predictor.get("standardise", "dataset"))
+    mask = lead_mask(leads)
     for record_id, x in prepared_records(refs, base, spec, rejects):
-        x = x[: predictor["record_samples"]]
-        yield record_id, model_input(x, mean, std, fs, input_rate, conditioning, lead_mask(leads))
+        yield record_id, model_input(x[: predictor["record_samples"]], mean, std, fs, input_rate, conditioning, mask)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,17 @@ def pad_records(signals: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     for row, x in enumerate(signals):
         batch[row, :, : x.shape[-1]] = x
     return batch, lengths
+
+
+def by_length(signals: Sequence[np.ndarray], run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``run`` on the stacked (B, leads, samples) records of each length, one call per length, its rows put back in
+    the order of ``signals`` (for models that take one length per call: an ONNX graph, token outputs)."""
+    rows: list[np.ndarray | None] = [None] * len(signals)
+    for length in sorted({x.shape[-1] for x in signals}):
+        positions = [i for i, x in enumerate(signals) if x.shape[-1] == length]
+        for i, row in zip(positions, run(np.stack([signals[i] for i in positions])), strict=True):
+            rows[i] = row
+    return np.stack(rows)
 
 
 def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[torch.Tensor, ...]:

@@ -118,11 +118,9 @@ def crop_batch(x: torch.Tensor, lengths: torch.Tensor | None, crop: int, stride:
             crops = x.unfold(-1, crop, stride).permute(0, 2, 1, 3)
             return crops.reshape(-1, x.shape[1], crop), [crops.shape[1]] * x.shape[0]
         lengths = torch.full((x.shape[0],), full)
-    pieces = [
-        x[b, :, start : start + crop] for b, n in enumerate(lengths.tolist()) for start in crop_starts(n, crop, stride)
-    ]
-    counts = [len(crop_starts(n, crop, stride)) for n in lengths.tolist()]
-    return torch.stack(pieces), counts
+    starts = [crop_starts(n, crop, stride) for n in lengths.tolist()]
+    pieces = [x[b, :, start : start + crop] for b, record in enumerate(starts) for start in record]
+    return torch.stack(pieces), [len(record) for record in starts]
 
 
 def aggregate_crops(logits: torch.Tensor, counts: list[int], how: str) -> torch.Tensor:
