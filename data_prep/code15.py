@@ -13,22 +13,21 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 
-from data_prep.sources import SOURCES
-from ecgjepa.core.errors import DataPrepError
-from ecgjepa.core.records import RawRecord, RecordRef
+from data_prep.sources import SOURCES, read_listing
+from ecgjepa.core.records import RawRecord, RecordRef, patient_text
 
 SPEC = SOURCES["code15"]
 NUM_SAMPLES = 4096
 
 
 def discover(raw: Path) -> list[RecordRef]:
-    """One record per row of `exams.csv`, located by `trace_file` and the part's `exam_id` dataset."""
-    csv = raw / "exams.csv"
-    if not csv.is_file():
-        raise DataPrepError(f"{csv} not found; expected {SPEC.layout}")
-    exams = pd.read_csv(csv, usecols=["exam_id", "trace_file"], dtype={"exam_id": "int64", "trace_file": str})
+    """One record per row of `exams.csv`, located by `trace_file` and the part's `exam_id` dataset; the patient is
+    its `patient_id`."""
+    columns = ["exam_id", "trace_file", "patient_id"]
+    exams = read_listing(
+        raw / "exams.csv", columns, "code15", {"exam_id": "int64", "trace_file": str, "patient_id": str}
+    )
     rows: dict[str, dict[int, int]] = {}
     for trace_file in exams["trace_file"].unique():
         part = raw / trace_file
@@ -37,8 +36,14 @@ def discover(raw: Path) -> list[RecordRef]:
                 exam_ids = f["exam_id"][()]
             rows[trace_file] = {int(exam_id): row for row, exam_id in enumerate(exam_ids)}
     return [
-        RecordRef(int(exam_id), trace_file, None, rows.get(trace_file, {}).get(int(exam_id), -1))
-        for exam_id, trace_file in exams.itertuples(index=False)
+        RecordRef(
+            int(exam_id),
+            trace_file,
+            None,
+            rows.get(trace_file, {}).get(int(exam_id), -1),
+            patient=patient_text(patient),
+        )
+        for exam_id, trace_file, patient in exams[columns].itertuples(index=False)
     ]
 
 

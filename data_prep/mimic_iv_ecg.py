@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from data_prep.sources import SOURCES
-from ecgjepa.core.errors import DataPrepError
-from ecgjepa.core.records import RawRecord, RecordRef, read_wfdb
+from data_prep.sources import read_listing
+from ecgjepa.core.records import RawRecord, RecordRef, patient_text, read_wfdb
 
 
 def discover(raw: Path) -> list[RecordRef]:
-    """One record per row of `record_list.csv`; the record id is its `path`."""
-    csv = raw / "record_list.csv"
-    if not csv.is_file():
-        raise DataPrepError(f"{csv} not found; expected {SOURCES['mimic_iv_ecg'].layout}")
-    paths = pd.read_csv(csv, usecols=["path"], dtype={"path": str})["path"]
-    return [RecordRef(path, path) for path in paths]
+    """One record per row of `record_list.csv`; the record id is its `path`, the patient its `subject_id`."""
+    table = read_listing(raw / "record_list.csv", ["path", "subject_id"], "mimic_iv_ecg", dtype=str)
+    return [
+        RecordRef(path, path, patient=patient_text(subject))
+        for path, subject in table[["path", "subject_id"]].itertuples(index=False)
+    ]
 
 
 def read(raw: Path, ref: RecordRef) -> RawRecord:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from ecgjepa.core.errors import DataPrepError
 from ecgjepa.core.leads import CANONICAL_LEADS
 from ecgjepa.core.records import SourceSpec
 
@@ -82,3 +85,15 @@ def find_source_dir(root: Path, spec: SourceSpec) -> Path | None:
         if (root / folder).is_dir():
             return root / folder
     return None
+
+
+def read_listing(csv: Path, columns: list[str], slug: str, dtype: dict[str, str] | type | None = None) -> pd.DataFrame:
+    """The ``columns`` of a source's record list ``csv`` (PTB-XL's database, MIMIC-IV-ECG's record list, CODE-15's
+    exams), or a :class:`DataPrepError` naming the file and what it lacks."""
+    if not csv.is_file():
+        raise DataPrepError(f"{csv} not found; expected {SOURCES[slug].layout}")
+    header = pd.read_csv(csv, nrows=0).columns
+    missing = [column for column in columns if column not in header]
+    if missing:
+        raise DataPrepError(f"{csv}: missing column(s) {missing}; expected {SOURCES[slug].layout}")
+    return pd.read_csv(csv, usecols=columns, dtype=dtype)

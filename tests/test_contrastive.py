@@ -188,8 +188,10 @@ def test_cpc_loss_by_hand_as_the_source_loops() -> None:
 def _loss_of(name: str, z: torch.Tensor, rows: slice) -> torch.Tensor:
     half = z.shape[1] // 2
     first, second = z[rows, :half], z[rows, half:]
-    if name == "cmsc":  # the positives of the global batch of 8: each recording's two segments
-        return cmsc_loss(first, second, torch.eye(8, dtype=torch.bool), 0.1)
+    if name == "cmsc":  # the positives of the global batch of 8: each recording's two segments, and recordings 1
+        same = torch.eye(8, dtype=torch.bool)  # and 5 (one on each process) of one patient
+        same[1, 5] = same[5, 1] = True
+        return cmsc_loss(first, second, same, 0.1)
     return nt_xent(first, second, 0.5) if name == "nt_xent" else info_nce(first, second, 0.2)
 
 
@@ -309,6 +311,25 @@ def test_byol_targets_follow_the_online_networks_by_ema(tmp_path: Path) -> None:
             expected = 0.75 * before[f"{target}.{name}"] + 0.25 * before[f"{online}.{name}"]
             torch.testing.assert_close(moved, expected)
             assert torch.equal(p, before[f"{online}.{name}"])
+
+
+def test_cmsc_counts_the_segments_of_one_patient_as_positives(tmp_path: Path) -> None:
+    """Crops 0 and 2 come from one patient: their four segments are positives, as CLOCS counts them; without the
+    batch's groups every crop is its own."""
+    cfg = compose_config("train", ["method=cmsc", "model=vit_tiny"], tmp_path)
+    shape = {"channels": list(CANONICAL_LEADS), "channel_size": 2250, "sampling_frequency": 250}
+    module = build_method(cfg, shape).eval()
+    x = torch.randn(4, 12, 2250, generator=generator(5))
+    groups = torch.tensor([7, 3, 7, 9])
+    with torch.no_grad():
+        z1, z2 = module.embed(x[..., :1125]), module.embed(x[..., 1125:])
+        same = torch.eye(4, dtype=torch.bool)
+        same[0, 2] = same[2, 0] = True
+        patient_aware = module.method_loss((x, groups), 0)[0]
+        per_crop = module.method_loss((x,), 0)[0]
+    assert patient_aware.item() == pytest.approx(cmsc_loss(z1, z2, same, 0.1).item(), rel=1e-6)
+    assert per_crop.item() == pytest.approx(cmsc_loss(z1, z2, torch.eye(4, dtype=torch.bool), 0.1).item(), rel=1e-6)
+    assert patient_aware.item() != pytest.approx(per_crop.item(), rel=1e-3)
 
 
 def test_moco_v3_freezes_only_a_vit_patch_embedding() -> None:

@@ -84,6 +84,7 @@ def test_ptbxl_matches_wfdb(tmp_path: Path, ptbxl_raw: Path, rate: int):
     table = pd.read_csv(ptbxl_raw / "ptbxl_database.csv")
     assert index["record_id"].tolist() == list(PTBXL_IDS)
     assert index["fold"].tolist() == table["strat_fold"].tolist()
+    assert index["patient"].tolist() == table["patient_id"].astype(int).tolist()  # 13619: eight of these records
     assert (index["fs_original"] == rate).all()
     assert (index["length"] == 5000).all()
     column = "filename_hr" if rate == 500 else "filename_lr"
@@ -160,8 +161,10 @@ def test_mimic_leads_are_matched_by_name(tmp_path: Path):
     dump_source("mimic_iv_ecg", raw, tmp_path, workers=1, progress=False)
     signals, index, meta = load_dump(tmp_path / "mimic_iv_ecg")
     check_meta(meta, "mimic_iv_ecg", signals, index)
-    paths = pd.read_csv(raw / "record_list.csv")["path"].tolist()
+    listed = pd.read_csv(raw / "record_list.csv")
+    paths = listed["path"].tolist()
     assert index["record_id"].tolist() == paths
+    assert index["patient"].tolist() == listed["subject_id"].tolist()
     for position, path in enumerate(paths):
         x, fields = wfdb.rdsamp(str(raw / path))
         assert fields["sig_name"][4:6] == ["aVF", "aVL"]
@@ -189,7 +192,7 @@ def test_code15_keeps_complete_exams_in_csv_order(tmp_path: Path):
     exams = pd.DataFrame({"exam_id": [30, 20, 40, 50, 10]})
     for column in ("age", "is_male", "nn_predicted_age", "1dAVb", "RBBB", "LBBB", "SB", "ST", "AF"):
         exams[column] = 0
-    exams["patient_id"], exams["death"], exams["timey"], exams["normal_ecg"] = 7, False, 1.5, True
+    exams["patient_id"], exams["death"], exams["timey"], exams["normal_ecg"] = [7, 8, 7, 7, 9], False, 1.5, True
     exams["trace_file"] = [
         "exams_part0.hdf5",
         "exams_part0.hdf5",
@@ -203,6 +206,7 @@ def test_code15_keeps_complete_exams_in_csv_order(tmp_path: Path):
     signals, index, meta = load_dump(tmp_path / "out" / "code15")
     check_meta(meta, "code15", signals, index)
     assert index["record_id"].tolist() == [20, 10]
+    assert index["patient"].tolist() == [8, 9]
     assert index["length"].tolist() == [5120, 5120]
     assert (index["fs_original"] == 400).all()
     b, a = sps.butter(4, 0.5, btype="highpass", fs=400)
@@ -398,6 +402,16 @@ def test_missing_layout_is_a_clear_error(tmp_path: Path, slug: str, files: list[
         dump_source(slug, tmp_path, tmp_path / "out", workers=1, progress=False)
 
 
+def test_a_record_list_without_a_column_is_named(tmp_path: Path, capsys):
+    """MIMIC-IV-ECG's real record list without its subject_id column: exit status 2, one line naming the file."""
+    listed = pd.read_csv(DATA / "mimic_iv_ecg" / "record_list.csv").drop(columns="subject_id")
+    listed.to_csv(tmp_path / "record_list.csv", index=False)
+    assert main(["mimic_iv_ecg", "--raw", str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'record_list.csv'}: missing column(s) ['subject_id']; expected the MIMIC-IV-ECG" in err
+    assert "Traceback" not in err
+
+
 def test_cli_errors_name_the_path(tmp_path: Path, capsys):
     missing = tmp_path / "nowhere"
     assert main(["georgia", "--raw", str(missing), "--out", str(tmp_path / "out")]) == 2
@@ -463,7 +477,9 @@ def make_own_folder(root: Path) -> tuple[Path, Path]:
         file["ecg"] = mimic.astype(np.float32)
     leads = ",".join(fields["sig_name"])
     manifest = arrays / "manifest.csv"
-    manifest.write_text(f'file,sampling_rate,leads\nmimic.npy,500,"{leads}"\nmimic.h5,500,"{leads}"\n')
+    manifest.write_text(
+        f'file,sampling_rate,leads,patient\nmimic.npy,500,"{leads}",10030753\nmimic.h5,500,"{leads}",10030753\n'
+    )
     return raw, manifest
 
 
@@ -485,6 +501,8 @@ def test_folder_of_own_records_is_dumped_at_any_rate_length_and_lead_order(tmp_p
     ]
     assert list(index["length"]) == [7500, 12500, 19200, 5000, 5000, 5000, 5000]
     assert list(index["fs_original"]) == [500, 500, 1000, 100, 100, 500, 500]
+    patients = pd.read_csv(out / "mine" / "index.csv", dtype=str, keep_default_na=False)["patient"]
+    assert patients.tolist() == [""] * 5 + ["10030753"] * 2  # WFDB records name no patient
     np.testing.assert_array_equal(
         record(signals, index, 0), expected_from_wfdb(DATA / "challenge2021" / "cpsc_2018" / "A0001")
     )

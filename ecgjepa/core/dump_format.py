@@ -3,7 +3,8 @@
 * ``signals.npy``: float16 ``(total_samples, 12)``, all records concatenated along time, 500 Hz, canonical lead
   order (I, II, III, AVR, AVL, AVF, V1-V6), NaN-interpolated, not normalised. Memory-map it.
 * ``index.csv``: :data:`INDEX_COLUMNS`, one row per kept record in dump order; ``start`` / ``length`` are rows of
-  ``signals.npy``; ``fold`` is PTB-XL's ``strat_fold``, empty otherwise.
+  ``signals.npy``; ``fold`` is PTB-XL's ``strat_fold``, empty otherwise; ``patient`` is the source's patient id
+  (:class:`~ecgjepa.core.records.RecordRef`), empty where it gives none (a dump without the column lists none).
 * ``rejects.csv``: :data:`REJECTS_COLUMNS` for every record that could not be dumped.
 * ``labels.csv`` (only where the WFDB headers carry ``# Dx:`` lines, as the Challenge 2020/2021 sources do):
   :data:`LABELS_COLUMNS`, the comma-separated SNOMED CT codes of every kept record.
@@ -27,7 +28,7 @@ LABELS_FILE = "labels.csv"
 DUMP_FILES = (SIGNALS_FILE, INDEX_FILE, REJECTS_FILE, META_FILE)
 PARTS_DIR = "parts"
 
-INDEX_COLUMNS = ("record_id", "source", "start", "length", "fold", "fs_original")
+INDEX_COLUMNS = ("record_id", "source", "start", "length", "fold", "fs_original", "patient")
 REQUIRED_INDEX_COLUMNS = ("record_id", "start", "length")
 REJECTS_COLUMNS = ("record_id", "reason")
 LABELS_COLUMNS = ("record_id", "dx")

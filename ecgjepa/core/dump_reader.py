@@ -109,6 +109,14 @@ class SourceDump:
         """Each record's id as written in ``index.csv`` (text: ``001`` stays ``001``)."""
         return pd.read_csv(self.dir / INDEX_FILE, usecols=["record_id"], dtype=str)["record_id"].to_numpy()
 
+    def patients(self) -> np.ndarray:
+        """Each record's patient id as written in ``index.csv``, empty where the source gives none (every record
+        of a dump without the ``patient`` column)."""
+        if "patient" not in self.index.columns:
+            return np.full(len(self.index), "", dtype=object)
+        column = pd.read_csv(self.dir / INDEX_FILE, usecols=["patient"], dtype=str, keep_default_na=False)
+        return column["patient"].to_numpy(dtype=object)
+
     def record_folds(self) -> np.ndarray:
         """Each record's fold: the dump's own (PTB-XL ``strat_fold``) where it has them, else the fold its id
         gets from :func:`~ecgjepa.core.dump_format.record_fold` (the Challenge 2021 benchmark's folds)."""

@@ -313,6 +313,7 @@ def _write_part(path: Path, refs: list[RecordRef], results: Iterable[Result]) ->
         folds=np.array([-1 if ref.fold is None else ref.fold for ref, _, _, _ in kept], dtype=np.int64),
         fs=np.array([fs for _, _, fs, _ in kept], dtype=np.float64),
         dx=np.array([dx for _, _, _, dx in kept], dtype=str),
+        patients=np.array([ref.patient for ref, _, _, _ in kept], dtype=str),
         reject_ids=np.array([str(ref.record_id) for ref, _ in rejected], dtype=str),
         reject_reasons=np.array([reason for _, reason in rejected], dtype=str),
     )
@@ -358,11 +359,18 @@ def _write_tables(spec: SourceSpec, out_dir: Path, parts: list[Path]) -> _Tables
         labels_writer.writerow(LABELS_COLUMNS)
         for path in parts:
             with np.load(path) as part:
-                columns = (part["record_ids"], part["lengths"], part["folds"], part["fs"], part["dx"])
-                for record_id, length, fold, fs, dx in zip(*columns, strict=True):
+                columns = (
+                    part["record_ids"],
+                    part["lengths"],
+                    part["folds"],
+                    part["fs"],
+                    part["dx"],
+                    part["patients"],
+                )
+                for record_id, length, fold, fs, dx, patient in zip(*columns, strict=True):
                     fold_text = "" if fold < 0 else int(fold)
                     index_writer.writerow(
-                        (record_id, spec.slug, tables.total_samples, int(length), fold_text, f"{fs:g}")
+                        (record_id, spec.slug, tables.total_samples, int(length), fold_text, f"{fs:g}", patient)
                     )
                     labels_writer.writerow((record_id, dx))
                     tables.any_dx = tables.any_dx or bool(dx)

@@ -1,8 +1,9 @@
 """Which records a command reads: a folder of WFDB records, a manifest CSV of array files, or an (N, 12, T) ``.npy``.
 
 Manifest columns: ``file`` (relative to the manifest's folder, or absolute), ``sampling_rate`` (Hz) and ``leads``
-(the lead names in the array's order, comma-separated, e.g. ``I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6``), and an
-optional ``dataset`` (the HDF5 dataset to read). An array is (samples, leads) or (leads, samples); an HDF5 file
+(the lead names in the array's order, comma-separated, e.g. ``I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6``), an
+optional ``dataset`` (the HDF5 dataset to read) and an optional ``patient`` (the patient recorded: the dump lists it,
+and CMSC counts records of one patient as positives). An array is (samples, leads) or (leads, samples); an HDF5 file
 holds one dataset or names it in the ``dataset`` column. Every value is checked against its column's domain, and a
 value outside it stops with one message naming the file, line and column.
 """
@@ -18,7 +19,7 @@ import pandas as pd
 
 from ecgjepa.core.errors import DataPrepError
 from ecgjepa.core.leads import CANONICAL_LEADS, unknown_leads
-from ecgjepa.core.records import RecordRef, join_location, load_npy
+from ecgjepa.core.records import RecordRef, join_location, load_npy, patient_text
 
 MANIFEST_COLUMNS = ("file", "sampling_rate", "leads")
 ARRAY_COLUMNS = ("sampling_rate", "leads", "dataset")
@@ -89,12 +90,18 @@ def array_ref(record_id: str, file: Path, row: dict[str, Any]) -> RecordRef:
     """The reference of an array file listed in a manifest or labels CSV row (columns already checked)."""
     dataset = row.get("dataset")
     item = dataset if isinstance(dataset, str) else ""
-    return RecordRef(record_id, join_location(file, item), fs=float(row["sampling_rate"]), leads=str(row["leads"]))
+    return RecordRef(
+        record_id,
+        join_location(file, item),
+        fs=float(row["sampling_rate"]),
+        leads=str(row["leads"]),
+        patient=patient_text(row.get("patient")),
+    )
 
 
 def read_manifest(manifest: Path) -> list[RecordRef]:
     """The array files a manifest lists, in its order (record id: the ``file`` entry)."""
-    table = read_table(manifest, "manifest", ("file", "leads", "dataset"))
+    table = read_table(manifest, "manifest", ("file", "leads", "dataset", "patient"))
     missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise TableError(f"{manifest}: missing column(s) {missing}; expected {list(MANIFEST_COLUMNS)}")

@@ -55,6 +55,8 @@ class RecordRef(NamedTuple):
         row: CODE-15 row in the HDF5 file (-1 if the exam_id was not found), else -1.
         fs, leads: sampling rate and comma-separated lead names of an array file (WFDB records carry both in
             their header).
+        patient: the source's id of the patient recorded (PTB-XL ``patient_id``, MIMIC-IV-ECG ``subject_id``,
+            CODE-15 ``patient_id``, a manifest's ``patient``), empty where the source gives none.
     """
 
     record_id: int | str
@@ -63,6 +65,17 @@ class RecordRef(NamedTuple):
     row: int = -1
     fs: float = float("nan")
     leads: str = ""
+    patient: str = ""
+
+
+def patient_text(value: object) -> str:
+    """A patient id as the index writes it: ``15709.0`` (pandas reads an id column with gaps as floats) is
+    ``15709``; a missing value (None, NaN, empty) is empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 class RawRecord(NamedTuple):

@@ -21,6 +21,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -83,6 +84,24 @@ class LeadDropout:
         return np.where(dropped[:, None], table[chosen], np.float32(1))
 
 
+def patient_keys(dumps: list[SourceDump], names: list[str]) -> list[np.ndarray]:
+    """Per source, each record's group as an int64 key unique across the sources: its patient's where the dump
+    lists one, else its own (CMSC's positives). A source that lists no patient is named in a warning."""
+    keys = []
+    for number, (name, dump) in enumerate(zip(names, dumps, strict=True)):
+        patients = dump.patients()
+        if not any(patients):
+            log.warning(
+                "source '%s' lists no patient ids (%s has no patient column or it is empty): its records are "
+                "grouped by recording only",
+                name,
+                dump.dir / "index.csv",
+            )
+        groups = [f"p{patient}" if patient else f"r{row}" for row, patient in enumerate(patients)]
+        keys.append((number << 40) + pd.factorize(np.asarray(groups, dtype=object))[0].astype(np.int64))
+    return keys
+
+
 def parse_sources(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceConfig]:
     """Validate the ``data.sources`` mapping: known keys, 12-value statistics, weights summing to 1."""
     if not sources:
@@ -111,7 +130,8 @@ def parse_sources(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, SourceC
 
 class MixtureBatches(IterableDataset):
     """Infinite stream of ``(signals (B, 12, T) float32, keep_idx (B, K), pred_idx (B, M))``, or of
-    ``(signals,)`` without ``masks`` (methods that draw their own).
+    ``(signals,)`` without ``masks`` (methods that draw their own); with ``patient_groups``, each batch ends with the
+    (B,) int64 group of every crop (:func:`patient_keys`).
 
     With an ``input_rate`` below the dumps' rate, each crop of ``channel_size * fs / input_rate`` dumped samples is
     normalised, FFT-resampled to ``channel_size`` samples and conditioned (``conditioning``).
@@ -135,6 +155,7 @@ class MixtureBatches(IterableDataset):
         input_rate: int | None = None,
         conditioning: Conditioning | None = None,
         lead_dropout: LeadDropout | None = None,
+        patient_groups: bool = False,
     ) -> None:
         super().__init__()
         self.fs, self.input_rate = fs, input_rate or fs
@@ -158,6 +179,7 @@ class MixtureBatches(IterableDataset):
                     short,
                     self.crop,
                 )
+        self.groups = patient_keys(self.dumps, self.names) if patient_groups else None
         self.mean = []
         self.std = []
         for name, dump in zip(self.names, self.dumps, strict=True):
@@ -176,16 +198,23 @@ class MixtureBatches(IterableDataset):
         self.rank = rank
         self.start_batch = start_batch
 
-    def make_batch(self, batch_index: int) -> tuple[torch.Tensor, ...]:
+    def draw(self, batch_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The crops of batch ``batch_index``: each sample's source, record row and first sample."""
         rng = np.random.default_rng([self.seed, self.rank, batch_index])
         choice = rng.choice(len(self.names), size=self.batch_size, p=self.weights)
-        raw = np.empty((self.batch_size, self.crop, 12), dtype=np.float16)
         rows = np.empty(self.batch_size, dtype=np.int64)
+        offsets = np.empty(self.batch_size, dtype=np.int64)
         for i, s in enumerate(choice):
-            dump, source_rows = self.dumps[s], self.rows[s]
+            source_rows = self.rows[s]
             rows[i] = source_rows[rng.integers(len(source_rows))]
-            offset = int(rng.integers(dump.lengths[rows[i]] - self.crop + 1))
-            raw[i] = dump.read(rows[i], offset, self.crop)
+            offsets[i] = rng.integers(self.dumps[s].lengths[rows[i]] - self.crop + 1)
+        return choice, rows, offsets
+
+    def make_batch(self, batch_index: int) -> tuple[torch.Tensor, ...]:
+        choice, rows, offsets = self.draw(batch_index)
+        raw = np.empty((self.batch_size, self.crop, 12), dtype=np.float16)
+        for i, (s, row, offset) in enumerate(zip(choice, rows, offsets, strict=True)):
+            raw[i] = self.dumps[s].read(row, int(offset), self.crop)
         x = normalise(raw, self.mean[choice][:, None], self.std[choice][:, None])
         finite = np.isfinite(x).all(axis=(1, 2))
         if not finite.all():
@@ -207,11 +236,13 @@ class MixtureBatches(IterableDataset):
         signals = torch.from_numpy(np.ascontiguousarray(x)).transpose(1, 2).float()
         if self.conditioning.active:
             signals = torch.from_numpy(self.conditioning(signals.numpy(), self.input_rate))
-        if self.masks is None:
-            return (signals.contiguous(),)
-        mask_rng = self.masks.rng_for(batch_index)
-        keep_idx, pred_idx = self.masks.sample(self.batch_size, self.channel_size // self.masks.patch_size, mask_rng)
-        return signals.contiguous(), keep_idx, pred_idx
+        batch: tuple[torch.Tensor, ...] = (signals.contiguous(),)
+        if self.masks is not None:
+            mask_rng = self.masks.rng_for(batch_index)
+            batch += self.masks.sample(self.batch_size, self.channel_size // self.masks.patch_size, mask_rng)
+        if self.groups is not None:
+            batch += (torch.from_numpy(np.array([self.groups[s][row] for s, row in zip(choice, rows, strict=True)])),)
+        return batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = get_worker_info()
@@ -244,6 +275,7 @@ class PretrainDataModule(L.LightningDataModule):
         band_pass, standardise: the input conditioning a method asks for (see :class:`Conditioning`).
         masks: draw JEPA's block masks with every batch (false: the method draws its own).
         lead_dropout: ``{probability, subsets}``: see :class:`LeadDropout` (probability 0: off).
+        patient_groups: end every batch with each crop's patient group (:func:`patient_keys`; CMSC's positives).
     """
 
     def __init__(
@@ -269,8 +301,10 @@ class PretrainDataModule(L.LightningDataModule):
         standardise: str = "dataset",
         masks: bool = True,
         lead_dropout: Mapping[str, Any] | None = None,
+        patient_groups: bool = False,
     ) -> None:
         super().__init__()
+        self.patient_groups = patient_groups
         self.data_dir = Path(data_dir)
         self.lead_dropout = LeadDropout.from_config(lead_dropout)
         self.input_rate = input_rate or sampling_frequency
@@ -352,6 +386,7 @@ class PretrainDataModule(L.LightningDataModule):
             self.input_rate,
             self.conditioning,
             self.lead_dropout,
+            self.patient_groups,
         )
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         workers = self.num_workers if self.num_workers is not None else min(16, os.cpu_count() or 1)

@@ -2,9 +2,10 @@
 the ST-MEM paper on its ViT-B.
 
 Each input crop is cut into two temporally adjacent, non-overlapping segments; the encoder embeds each (pooled
-outputs, then a linear projection), and segments of the same recording are positives against every other pairing of
-the batch (:func:`~ecgjepa.modules.losses.cmsc_loss`). CLOCS also counts segments of the same patient as positives;
-the pre-training dumps carry no patient ids, so here a pair is positive only within one recording.
+outputs, then a linear projection), and segments of the same patient are positives against every other pairing of
+the global batch (:func:`~ecgjepa.modules.losses.cmsc_loss`), as CLOCS counts them. The patients come with the batch
+(``data.patient_groups``: the dump's patient ids, else each record's own group); a batch without them makes each crop
+its own group.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ecgjepa.models.backbones import build_encoder, pooled, pooled_dim
-from ecgjepa.modules.losses import cmsc_loss, world
+from ecgjepa.modules.losses import cmsc_loss, gather, world
 from ecgjepa.modules.pretrain import PretrainModule, collapse_std
 
 
@@ -51,9 +52,12 @@ class CMSCModule(PretrainModule):
         self, batch: tuple[torch.Tensor, ...], batch_idx: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         x = batch[0]
+        rank, _ = world()
+        groups = batch[1] if len(batch) > 1 else torch.arange(x.shape[0], device=x.device) + rank * x.shape[0]
         first, second = x.chunk(2, dim=-1)
         z1, z2 = self.embed(first), self.embed(second)
-        same = torch.eye(x.shape[0] * world()[1], dtype=torch.bool)  # the global batch's recordings
+        every = gather(groups)
+        same = every[:, None] == every[None, :]  # (N, N) over the global batch
         return cmsc_loss(z1, z2, same, self.temperature), {"encoder_std": collapse_std(z1)}
 
     def trained_modules(self) -> list[nn.Module]:
