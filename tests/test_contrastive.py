@@ -62,15 +62,26 @@ def test_time_out_zeroes_one_stretch_of_the_configured_share() -> None:
 
 
 def test_random_resized_crop_stretches_a_share_back_to_full_length() -> None:
+    """On a ramp (sample t has value t), each output row rises from the crop's first sample to its last, passes every
+    kept sample once, in order, at the source's random positions, and interpolates linearly in between."""
     ramp = torch.arange(250.0).expand(32, 12, 250).contiguous()
     out = RandomResizedCrop([0.5, 1.0])(ramp, generator(1))
-    steps = out.diff(dim=-1)
-    spans = out[..., -1] - out[..., 0]  # samples kept - 1, spread over the whole length
-    assert torch.allclose(steps, steps[..., :1].expand_as(steps), atol=1e-3)  # still a straight line
-    assert spans.min() >= 124 - 1e-3 and spans.max() <= 249 + 1e-3 and spans[:, 0].unique().numel() > 10
-    assert (out[..., 0] >= 0).all() and (out[..., -1] <= 249).all()
+    assert torch.equal(out, out[:, :1].expand_as(out))  # the same stretch in every lead
+    rows = out[:, 0].double()
+    spans = rows[:, -1] - rows[:, 0]  # samples kept - 1
+    assert spans.min() >= 124 and spans.max() <= 249 and spans.unique().numel() > 10
+    assert (rows.diff(dim=1) >= -1e-4).all() and (rows[:, 0] >= 0).all() and (rows[:, -1] <= 249).all()
+    for row, span in zip(rows, spans, strict=True):
+        landed = torch.isclose(row, row.round(), atol=1e-4)
+        assert torch.equal(row[landed].round().unique(), torch.arange(row[0], row[0] + span + 1).double())
+    steps = rows.diff(dim=1)
+    assert steps.std(dim=1).min() > 0.05  # a random local stretch: the slope varies along a row
     identity = RandomResizedCrop([1.0, 1.0])(ramp, generator(1))
-    assert torch.allclose(identity, ramp)
+    assert torch.equal(identity, ramp)
+    anchors = RandomResizedCrop.anchors(torch.tensor([2, 5, 250]), 250, generator(2))
+    assert anchors[0, :3].tolist() == [0, 249, 250] and anchors[1, 0] == 0 and anchors[1, 4] == 249
+    assert (anchors[1, 1:4].diff() > 0).all() and (anchors[1, 5:] == 250).all()
+    assert torch.equal(anchors[2], torch.arange(250))
 
 
 def test_channel_resize_and_noise_draw_their_configured_ranges() -> None:

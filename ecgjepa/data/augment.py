@@ -27,8 +27,9 @@ def _check_range(name: str, values: Sequence[float], low: float, high: float) ->
 
 class RandomResizedCrop:
     """Keep a random contiguous share of each sample (``crop_ratio`` uniform in the range) and stretch it back to
-    the full length by linear interpolation. The source places the kept samples at random sorted positions before
-    interpolating (a random local stretch); this stretches uniformly."""
+    the full length as the source does: the kept samples keep their order, the first and last at the two ends and the
+    others at distinct random positions in between, and the gaps are filled by linear interpolation (a random local
+    stretch, not a uniform one)."""
 
     def __init__(self, crop_ratio: Sequence[float]) -> None:
         self.crop_ratio = _check_range("random_resized_crop.crop_ratio", crop_ratio, 0.0, 1.0)
@@ -39,14 +40,26 @@ class RandomResizedCrop:
         b, leads, length = x.shape
         kept = (_uniform(b, *self.crop_ratio, generator) * length).long().clamp(2, length)
         starts = (torch.rand(b, generator=generator) * (length - kept + 1)).long()
-        # Output sample t reads the crop at start + t (kept - 1) / (length - 1), between two input samples.
-        positions = starts[:, None] + torch.linspace(0, 1, length)[None, :] * (kept - 1)[:, None]
-        left = positions.floor().long().clamp(max=length - 2)
-        weight = (positions - left).to(x.device, torch.float32)[:, None, :]
-        index = left.to(x.device)[:, None, :].expand(b, leads, length)
+        anchors = self.anchors(kept, length, generator)  # (B, T): where each kept sample lands, then `length`
+        t = torch.arange(length).expand(b, length).contiguous()
+        left = (torch.searchsorted(anchors, t, right=True) - 1).clamp(max=(kept - 2)[:, None])
+        low, high = anchors.gather(1, left), anchors.gather(1, left + 1)
+        weight = ((t - low) / (high - low)).to(x.device, torch.float32)[:, None, :]
+        index = (starts[:, None] + left).to(x.device)[:, None, :].expand(b, leads, length)
         values = x.float()
         out = torch.gather(values, 2, index) * (1 - weight) + torch.gather(values, 2, index + 1) * weight
         return out.to(x.dtype)
+
+    @staticmethod
+    def anchors(kept: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
+        """(B, length), each row ascending: 0, ``kept - 2`` distinct random positions among 1 .. length - 2, then
+        length - 1, then ``length`` in the unused slots."""
+        b = kept.shape[0]
+        order = torch.rand(b, length - 2, generator=generator).argsort(dim=1).argsort(dim=1)
+        interior = torch.arange(1, length - 1).expand(b, length - 2)
+        chosen = torch.where(order < (kept - 2)[:, None], interior, length).sort(dim=1).values
+        anchors = torch.cat([torch.zeros(b, 1, dtype=torch.long), chosen, torch.full((b, 1), length)], dim=1)
+        return anchors.scatter(1, (kept - 1)[:, None], length - 1)
 
 
 class TimeOut:
