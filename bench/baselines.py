@@ -20,6 +20,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ecgjepa.accel.capability import native_bf16  # noqa: E402
 from ecgjepa.core.leads import CANONICAL_LEADS  # noqa: E402
 from ecgjepa.modules.classifier import ClassifierModule  # noqa: E402
 from ecgjepa.utils.hydra import load_group_option  # noqa: E402
@@ -81,13 +82,30 @@ def measure(name: str, batch: int, steps: int) -> dict:
     }
 
 
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """Benchmark rows as JSON with the CPU, torch and thread count that produced them."""
+def cpu_model() -> str:
+    """The CPU's model name, family and model number as Linux reports them (else what ``platform`` knows): the CPU
+    of a cloud machine changes between sessions, and the figures must say which one produced them."""
+    fields: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
+def write_rows(path: Path, rows: list[dict], device: str = "cpu") -> None:
+    """Benchmark rows as JSON with the machine that produced them: CPU model, bf16 support, torch, threads, and the
+    GPU where ``device`` is one."""
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "bf16": native_bf16("cpu")[1],
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "capability": torch.backends.cpu.get_cpu_capability(),
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
     }
     path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
 

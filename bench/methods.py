@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ from omegaconf import OmegaConf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from baselines import write_rows  # noqa: E402
 from timing_masks import mask_pool  # noqa: E402
 
 from ecgjepa.accel import Accel  # noqa: E402
@@ -131,14 +131,7 @@ def main() -> None:
             f"{r['step_s']:.3f} s | {r['ecgs_per_s']:.0f} | {r['peak_rss_mb']:.0f} |{gpu_cell}"
         )
     if args.out:
-        machine = {
-            "processor": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "capability": torch.backends.cpu.get_cpu_capability(),
-            "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-        }
-        args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+        write_rows(args.out, rows, args.device)
 
 
 if __name__ == "__main__":
