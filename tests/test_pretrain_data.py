@@ -117,3 +117,8 @@ def test_a_dump_without_patients_groups_by_recording(sample_data_dir: Path, tmp_
         (keys,) = patient_keys([dump], ["ptbxl"])
     assert len(set(keys)) == 500
     assert "source 'ptbxl' lists no patient ids" in caplog.text and str(tmp_path / "ptbxl" / "index.csv") in caplog.text
+
+
+def test_jepa_trains_on_batches_that_carry_patients(train_cfg, tmp_path: Path) -> None:
+    train_run(train_cfg("data.patient_groups=true", output_dir=tmp_path / "out"))
+    assert (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()

@@ -63,7 +63,7 @@ class JEPAModule(PretrainModule):
     def method_loss(
         self, batch: tuple[torch.Tensor, ...], batch_idx: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
-        x, keep_idx, pred_idx = batch
+        x, keep_idx, pred_idx = batch[:3]  # a batch may end with the crops' patients, which JEPA does not use
         loss, targets = self.jepa_loss(x, keep_idx, pred_idx)
         keep_ratio = keep_idx.shape[1] / (keep_idx.shape[1] + pred_idx.shape[1])
         return loss, {"target_std": collapse_std(targets), "keep_ratio": keep_ratio}
