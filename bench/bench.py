@@ -444,9 +444,11 @@ def speedups(rows: list[dict]) -> list[dict]:
 
 
 def machine_info(peaks: dict[str, float], device: torch.device) -> dict:
+    from baselines import cpu_model
+
     info = {
         "platform": platform.platform(),
-        "processor": platform.processor(),
+        "cpu": cpu_model(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "matmul_peak_gflops": peaks,

@@ -117,6 +117,7 @@ def test_a_dump_without_patients_groups_by_recording(sample_data_dir: Path, tmp_
         (keys,) = patient_keys([dump], ["ptbxl"])
     assert len(set(keys)) == 500
     assert "source 'ptbxl' lists no patient ids" in caplog.text and str(tmp_path / "ptbxl" / "index.csv") in caplog.text
+    assert f"python -m data_prep ptbxl --raw RAW_DIR --out {tmp_path} --force" in caplog.text
 
 
 def test_jepa_trains_on_batches_that_carry_patients(train_cfg, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ecgjepa.core.dump_format import prepare_command
 from ecgjepa.core.dump_reader import SourceDump
 from ecgjepa.core.errors import DumpError
 from ecgjepa.core.leads import CANONICAL_LEADS, lead_mask, lead_subset
@@ -93,9 +94,11 @@ def patient_keys(dumps: list[SourceDump], names: list[str]) -> list[np.ndarray]:
         if not any(patients):
             log.warning(
                 "source '%s' lists no patient ids (%s has no patient column or it is empty): its records are "
-                "grouped by recording only",
+                "grouped by recording only. Where the source gives patient ids, rebuild the dump to list them: %s "
+                "--force",
                 name,
                 dump.dir / "index.csv",
+                prepare_command(dump.source, dump.dir.parent),
             )
         groups = [f"p{patient}" if patient else f"r{row}" for row, patient in enumerate(patients)]
         keys.append((number << 40) + pd.factorize(np.asarray(groups, dtype=object))[0].astype(np.int64))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ecgjepa.models.backbones import build_encoder, pooled, pooled_dim
-from ecgjepa.modules.losses import cmsc_loss, gather, world
+from ecgjepa.modules.losses import cmsc_loss, same_group, world
 from ecgjepa.modules.pretrain import PretrainModule, collapse_std
 
 
@@ -56,9 +56,7 @@ class CMSCModule(PretrainModule):
         groups = batch[1] if len(batch) > 1 else torch.arange(x.shape[0], device=x.device) + rank * x.shape[0]
         first, second = x.chunk(2, dim=-1)
         z1, z2 = self.embed(first), self.embed(second)
-        every = gather(groups)
-        same = every[:, None] == every[None, :]  # (N, N) over the global batch
-        return cmsc_loss(z1, z2, same, self.temperature), {"encoder_std": collapse_std(z1)}
+        return cmsc_loss(z1, z2, same_group(groups), self.temperature), {"encoder_std": collapse_std(z1)}
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.encoder, self.projection]

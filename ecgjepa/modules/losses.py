@@ -44,6 +44,13 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(x), dim=0) if size > 1 else x
 
 
+def same_group(groups: torch.Tensor) -> torch.Tensor:
+    """(N, N) bool over the global batch: whether two samples share a group (CMSC: a patient), from each process's
+    (B,) group keys gathered in rank order."""
+    every = gather(groups)
+    return every[:, None] == every[None, :]
+
+
 @in_float32
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """SimCLR's NT-Xent: each of the 2N views must pick its partner among the other 2N - 1 views of the global
