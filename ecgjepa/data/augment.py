@@ -55,9 +55,9 @@ class RandomResizedCrop:
         """(B, length), each row ascending: 0, ``kept - 2`` distinct random positions among 1 .. length - 2, then
         length - 1, then ``length`` in the unused slots."""
         b = kept.shape[0]
-        order = torch.rand(b, length - 2, generator=generator).argsort(dim=1).argsort(dim=1)
-        interior = torch.arange(1, length - 1).expand(b, length - 2)
-        chosen = torch.where(order < (kept - 2)[:, None], interior, length).sort(dim=1).values
+        shuffled = torch.rand(b, length - 2, generator=generator).argsort(dim=1) + 1  # interior positions, shuffled
+        first = torch.arange(length - 2) < (kept - 2)[:, None]  # the first kept - 2 of each row
+        chosen = torch.where(first, shuffled, length).sort(dim=1).values
         anchors = torch.cat([torch.zeros(b, 1, dtype=torch.long), chosen, torch.full((b, 1), length)], dim=1)
         return anchors.scatter(1, (kept - 1)[:, None], length - 1)
 
